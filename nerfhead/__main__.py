@@ -1,0 +1,3 @@
+from nerfhead.cli import main
+
+main()
