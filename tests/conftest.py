@@ -1,0 +1,39 @@
+"""Shared fixtures: where the real media lives.
+
+The shipped sample capture (identities/obama/capture.mp4) is always present. The larger
+development media in ../shared/data (or $NERFHEAD_SHARED_DATA) may be absent on a user's
+machine: tests that need it use the ``shared_data`` fixture and are skipped, saying so.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_CAPTURE = REPO / "identities" / "obama" / "capture.mp4"
+
+os.environ.setdefault("NERFHEAD_PROGRESS", "0")
+
+
+def _shared_data_dir() -> Path:
+    env = os.environ.get("NERFHEAD_SHARED_DATA")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data (development media); skips the test when it is not on this machine."""
+    path = _shared_data_dir()
+    if not (path / "identities" / "cnn.mp4").is_file():
+        pytest.skip(f"development media not found at {path} (set NERFHEAD_SHARED_DATA); shipped-sample tests still run")
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample_capture() -> Path:
+    """The shipped 20 s sample capture (always present in the repo)."""
+    assert SAMPLE_CAPTURE.is_file(), "identities/obama/capture.mp4 is part of the repository"
+    return SAMPLE_CAPTURE
