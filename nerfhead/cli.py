@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Callable, Optional, TypeVar
 
 import typer
+from rich.markup import escape
 
 from nerfhead.errors import NerfheadError
 from nerfhead.log import console, setup_logging
@@ -24,7 +25,7 @@ def _run(fn: Callable[..., T], *args, **kwargs) -> T:
     try:
         return fn(*args, **kwargs)
     except NerfheadError as exc:
-        console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -82,3 +83,37 @@ class ProgressTask:
 
     def update(self, **kwargs) -> None:
         self._prog.update(self._task, **kwargs)
+
+
+@contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Drop what C/C++ libraries (mediapipe, TFLite) write to stderr, keep Python's output.
+
+    Native libraries log from their own threads at unpredictable times, so file descriptor 2
+    points to /dev/null for the whole block while ``sys.stderr`` (and with it logging and
+    progress bars) writes to a duplicate of the real stderr. Does nothing when debugging
+    or when stderr is not a real file (e.g. captured by a test runner).
+    """
+    if logger.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    old_stderr = sys.stderr
+    sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding=getattr(old_stderr, "encoding", None) or "utf-8")
+    try:
+        os.dup2(devnull, fd)
+        yield
+    finally:
+        sys.stderr.flush()
+        sys.stderr.close()
+        sys.stderr = old_stderr
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)

@@ -221,6 +221,28 @@ class VideoWriter:
             self.abort()
 
 
+def write_video(path: str | Path, frames, audio: np.ndarray | None = None, fps: float = 25.0,
+                audio_rate: int = 16000) -> Path:
+    """Write an iterable of RGB frames (and mono audio played from frame 0) as an mp4."""
+    writer = None
+    per = audio_rate / fps
+    try:
+        for i, frame in enumerate(frames):
+            if writer is None:
+                writer = VideoWriter(path, fps, (frame.shape[1], frame.shape[0]),
+                                     audio_rate if audio is not None else None)
+            chunk = None if audio is None else audio[int(round(i * per)):int(round((i + 1) * per))]
+            writer.write(frame, chunk)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    if writer is None:
+        raise ValueError("write_video needs at least one frame")
+    writer.close()
+    return Path(path)
+
+
 def frame_count(path: str | Path, fps: float = 25.0) -> int:
     """Number of frames :func:`iter_frames` yields for ``path`` (from its duration)."""
     return probe_video(path).n_frames(fps)
@@ -233,4 +255,4 @@ def sample_indices(n: int, k: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, k).round().astype(int))
 
 
-__all__ = ["VideoInfo", "VideoWriter", "frame_count", "iter_frames", "probe_video", "sample_indices"]
+__all__ = ["VideoInfo", "VideoWriter", "frame_count", "iter_frames", "probe_video", "sample_indices", "write_video"]

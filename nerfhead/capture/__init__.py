@@ -1,0 +1,1 @@
+"""Capture processing: video -> tracked identity dataset (landmarks, pose, masks, plate)."""

@@ -1,0 +1,48 @@
+"""``nerfhead demo``: the whole studio on the shipped sample identity.
+
+Today this processes the sample capture and writes its QA sheet; training, rendering and
+evaluation join as they land.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from nerfhead.capture.pipeline import ProcessConfig, process_capture
+from nerfhead.capture.summary import describe_identity
+from nerfhead.config import load_yaml
+from nerfhead.dataset import Identity
+from nerfhead.log import console, get_logger
+from dataclasses import dataclass, field
+
+log = get_logger(__name__)
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = "obama"
+
+
+@dataclass
+class SampleIdentity:
+    """identities/NAME/identity.yaml: how to build a shipped identity."""
+
+    capture: str = "capture.mp4"
+    process: dict = field(default_factory=dict)
+
+
+def run_demo(root: str | Path | None = None) -> Identity:
+    """Process the shipped sample (reusing a finished run) and print where the results are."""
+    shipped = REPO / "identities" / SAMPLE
+    spec = load_yaml(SampleIdentity, shipped / "identity.yaml")
+    ident = Identity.at(SAMPLE, root)
+    times: dict[str, float] = {}
+    t0 = time.perf_counter()
+    if ident.is_processed():
+        log.info("sample identity already processed at %s (delete it or use `process --force` to redo)", ident.root)
+    else:
+        cfg = ProcessConfig.load(None, spec.process)
+        process_capture(shipped / spec.capture, SAMPLE, cfg, root=root)
+    times["process"] = time.perf_counter() - t0
+    console.print(describe_identity(SAMPLE, root), highlight=False, markup=False)
+    console.print("demo steps: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()), highlight=False)
+    console.print(f"[green]look at[/] {ident.qa_dir / 'contact_sheet.png'} and {ident.qa_dir / 'tracks.png'}")
+    return ident
