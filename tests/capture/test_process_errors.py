@@ -131,3 +131,20 @@ def test_several_faces_tracks_largest_and_warns(sample_capture, sample_frames, t
     # the tracked face is the big one: its width in the crop is far more than the small face's
     width = np.nanmedian(np.ptp(lms[:, :, 0], axis=1)) / crop["scale"]
     assert width > 120
+
+
+def test_frames_without_face_are_listed_and_excluded(sample_capture, sample_frames, tmp_path):
+    frames = [f if not 30 <= i < 40 else np.full_like(f, 50) for i, f in enumerate(sample_frames)]
+    clip = write_video(tmp_path / "gap.mp4", frames, load_audio(sample_capture))
+    ident = process_capture(clip, "gap", ProcessConfig(), root=tmp_path)
+    m = ident.manifest()
+    assert m["no_face_frames"] == list(range(30, 40))
+    split = m["split"]
+    assert not set(range(30, 40)) & set(split["train"] + split["test"])
+    assert len(split["train"]) + len(split["test"]) == 65
+    t = ident.tracks()
+    assert np.isnan(t["landmarks"][30:40]).all() and np.isnan(t["rotation"][30:40]).all()
+    assert not t["face_found"][30:40].any() and t["face_found"][:30].all()
+    assert any("no face in 10 of 75 frames" in w for w in m["warnings"])
+    # poses either side of the gap stay sane (no garbage filled in and fitted)
+    assert np.isfinite(t["rotation"][[29, 40]]).all()
