@@ -65,7 +65,7 @@ def info(
     from nerfhead.capture.summary import describe_identity
 
     text = _run(describe_identity, identity, root=root)
-    console.print(text, highlight=False, markup=False)
+    console.print(text, highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()

@@ -9,12 +9,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from dataclasses import dataclass, field
+
 from nerfhead.capture.pipeline import ProcessConfig, process_capture
 from nerfhead.capture.summary import describe_identity
 from nerfhead.config import load_yaml
 from nerfhead.dataset import Identity
 from nerfhead.log import console, get_logger
-from dataclasses import dataclass, field
 
 log = get_logger(__name__)
 REPO = Path(__file__).resolve().parents[1]
@@ -42,7 +43,7 @@ def run_demo(root: str | Path | None = None) -> Identity:
         cfg = ProcessConfig.load(None, spec.process)
         process_capture(shipped / spec.capture, SAMPLE, cfg, root=root)
     times["process"] = time.perf_counter() - t0
-    console.print(describe_identity(SAMPLE, root), highlight=False, markup=False)
+    console.print(describe_identity(SAMPLE, root), highlight=False, markup=False, soft_wrap=True)
     console.print("demo steps: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()), highlight=False)
     console.print(f"[green]look at[/] {ident.qa_dir / 'contact_sheet.png'} and {ident.qa_dir / 'tracks.png'}")
     return ident

@@ -24,6 +24,7 @@ import torch
 
 from nerfhead.capture import landmark_ids as ids
 from nerfhead.log import get_logger
+from nerfhead.threads import torch_threads
 
 log = get_logger(__name__)
 
@@ -150,7 +151,8 @@ def fit_poses(landmarks: np.ndarray, principal: tuple[float, float], focal_init:
     rvecs, tvecs = _pnp_all(np.ascontiguousarray(shape[rigid]), obs, valid, focal_init, principal)
     raw_rot = _rodrigues_np(rvecs)
 
-    ba = _bundle_adjust(shape, rigid, obs, valid, rvecs, tvecs, focal_init, principal, cfg)
+    with torch_threads(1):
+        ba = _bundle_adjust(shape, rigid, obs, valid, rvecs, tvecs, focal_init, principal, cfg)
     focal, shape, rvecs, tvecs = ba
 
     rotation = np.full((n, 3, 3), np.nan)
