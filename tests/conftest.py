@@ -37,3 +37,17 @@ def sample_capture() -> Path:
     """The shipped 20 s sample capture (always present in the repo)."""
     assert SAMPLE_CAPTURE.is_file(), "identities/obama/capture.mp4 is part of the repository"
     return SAMPLE_CAPTURE
+
+
+@pytest.fixture(scope="session")
+def ids_root(tmp_path_factory):
+    """A temporary identities folder shared by the session."""
+    return tmp_path_factory.mktemp("identities")
+
+
+@pytest.fixture(scope="session")
+def sample_identity(sample_capture, ids_root):
+    """The shipped sample capture, processed once per session with default settings."""
+    from nerfhead.capture.pipeline import ProcessConfig, process_capture
+
+    return process_capture(sample_capture, "sample", ProcessConfig(), root=ids_root)

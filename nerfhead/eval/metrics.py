@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from nerfhead.capture import landmark_ids as ids
 
@@ -29,25 +28,29 @@ def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
     return math.inf if mse == 0 else 10.0 * math.log10(255.0 ** 2 / mse)
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    x = torch.arange(size, dtype=torch.float64) - size // 2
-    g = torch.exp(-(x ** 2) / (2 * sigma ** 2))
-    g /= g.sum()
-    return (g[:, None] * g[None, :])[None, None]
-
-
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5) over RGB channels."""
-    ta = torch.from_numpy(a.astype(np.float64) / 255.0).permute(2, 0, 1)[:, None]
-    tb = torch.from_numpy(b.astype(np.float64) / 255.0).permute(2, 0, 1)[:, None]
-    w = _gaussian_window()
-    mu_a, mu_b = F.conv2d(ta, w), F.conv2d(tb, w)
-    var_a = F.conv2d(ta * ta, w) - mu_a ** 2
-    var_b = F.conv2d(tb * tb, w) - mu_b ** 2
-    cov = F.conv2d(ta * tb, w) - mu_a * mu_b
+    """Mean SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5) over RGB channels.
+
+    Only windows that lie inside the image count ('valid' filtering); images smaller than
+    the window use a window as large as they allow.
+    """
+    size = min(11, a.shape[0], a.shape[1])
+    size -= 1 - size % 2
+    r = size // 2
+    fa = a.astype(np.float32) / 255.0
+    fb = b.astype(np.float32) / 255.0
+
+    def blur(x: np.ndarray) -> np.ndarray:
+        y = cv2.GaussianBlur(x, (size, size), 1.5, borderType=cv2.BORDER_REFLECT)
+        return y[r:y.shape[0] - r, r:y.shape[1] - r]
+
+    mu_a, mu_b = blur(fa), blur(fb)
+    var_a = blur(fa * fa) - mu_a ** 2
+    var_b = blur(fb * fb) - mu_b ** 2
+    cov = blur(fa * fb) - mu_a * mu_b
     c1, c2 = 0.01 ** 2, 0.03 ** 2
     s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
-    return float(s.mean())
+    return float(s.mean(dtype=np.float64))
 
 
 def face_box(landmarks: np.ndarray, shape: tuple[int, int], margin: float = 0.05) -> tuple[slice, slice]:
