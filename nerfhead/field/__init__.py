@@ -1,0 +1,1 @@
+"""Radiance fields: camera rays, head field, torso field."""
