@@ -1,0 +1,1 @@
+"""Training: data loading, losses, stages, checkpoints."""
