@@ -1,0 +1,40 @@
+"""Ray batches carry the right pixels, mostly on the head."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from nerfhead.capture.segment import HEAD, TORSO
+from nerfhead.field.rays import Intrinsics
+from nerfhead.train.batches import RaySampler
+from nerfhead.train.frames import FrameStore
+
+
+def _sampler(ident, tmp_path, **kw):
+    store = FrameStore(ident, cache_dir=tmp_path)
+    m = ident.manifest()
+    return RaySampler(store, ident.tracks()["camera_to_head"], Intrinsics.from_manifest(m), m["split"]["train"], **kw)
+
+
+def test_batch_targets_and_behind_colours(sample_identity, tmp_path):
+    sampler = _sampler(sample_identity, tmp_path, rays=2048, frames_per_batch=4, seed=3)
+    b = sampler.sample()
+    assert len(b) == 2048 and b.origins.shape == (2048, 3)
+    assert torch.allclose(b.dirs.norm(dim=-1), torch.ones(2048), atol=1e-5)
+    assert len(torch.unique(b.frame)) <= 4 and int(b.frame.max()) < 450  # training frames only
+    assert (b.label == HEAD).float().mean() > 0.7
+    store = sampler.store
+    for j in (0, 700, 2047):
+        f, (x, y) = int(b.frame[j]), b.xy[j].tolist()
+        assert np.allclose(b.target[j].numpy() * 255, store.frames[f][y, x], atol=1e-3)
+        expect = store.frames[f][y, x] if b.label[j] == TORSO else store.background[y, x]
+        assert np.allclose(b.behind[j].numpy() * 255, expect, atol=1e-3)
+
+
+def test_rect_covers_every_pixel_in_order(sample_identity, tmp_path):
+    sampler = _sampler(sample_identity, tmp_path)
+    b = sampler.rect(10, 100, 200, 110, 204)
+    assert len(b) == 40
+    img = (b.target.numpy().reshape(4, 10, 3) * 255).round().astype(np.uint8)
+    assert np.array_equal(img, sampler.store.frames[10][200:204, 100:110])
