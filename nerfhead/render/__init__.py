@@ -1,0 +1,1 @@
+"""Rendering new videos: head motion, blinks, compositing, streaming encode."""
