@@ -15,6 +15,8 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install -q --upgrade "pip>=23"
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	@command -v espeak-ng >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq espeak-ng) >/dev/null; } \
+		|| echo "note: espeak-ng is not installed (needed only for --text); run: sudo apt-get install espeak-ng"
 	touch $(STAMP)
 
 demo: install

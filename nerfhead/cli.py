@@ -78,6 +78,29 @@ def demo(
     _run(run_demo, root=root)
 
 
+@app.command()
+def features(
+    audio: Optional[Path] = typer.Argument(None, help="Audio or video file (any format PyAV reads); omit to speak --text."),
+    text: Optional[str] = typer.Option(None, "--text", help="Words spoken in AUDIO (aligned), or a script to speak if no AUDIO."),
+    text_file: Optional[Path] = typer.Option(None, "--text-file", help="UTF-8 file with the text, instead of --text."),
+    voice: Optional[str] = typer.Option(None, "--voice", help="espeak-ng voice/language for --text, e.g. en-us, de, fr+f3."),
+    rate: Optional[int] = typer.Option(None, "--rate", help="Speech rate for --text in words per minute (80-450, default 160)."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Output .npz (default: AUDIO.features.npz)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also write a PNG: waveform, log-mel, visemes, voice activity."),
+    extractor: str = typer.Option("default", "--extractor", help="Feature extractor name (default, mel80)."),
+) -> None:
+    """Compute the audio features that drive the lips (100 Hz log-mel, visemes, voice activity)."""
+    from nerfhead.audio.features import write_features
+
+    feats, path = _run(write_features, audio, text=text, text_file=text_file, voice=voice, rate=rate, out=out,
+                       plot=plot, extractor=extractor)
+    console.print(f"[green]features[/] {feats.features.shape[0]} x {feats.features.shape[1]} at 100 Hz "
+                  f"({feats.duration:.2f} s, {feats.n_video_frames} video frames, phones: {feats.phone_source}) -> {path}",
+                  soft_wrap=True)
+    if plot is not None:
+        console.print(f"plot: {plot}")
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,253 @@
+"""One entry point: any audio file or script -> :class:`AudioFeatures` for training and render.
+
+>>> feats = features_for("speech.wav")                           # doctest: +SKIP
+>>> feats.features.shape, feats.windows.shape                    # doctest: +SKIP
+((6000, 91), (1500, 16, 91))
+>>> features_for(text="Hello there.", voice="en-us", rate=150)    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import wave
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from nerfhead.audio import cache as feature_cache
+from nerfhead.audio import loading
+from nerfhead.audio.extractors import FeatureExtractor, FeatureSpec, get_extractor
+from nerfhead.audio.phones import AlignmentError, Segment, align
+from nerfhead.audio.visemes import segments_to_frames
+from nerfhead.audio.windows import FPS, WINDOW, frame_windows, n_video_frames
+from nerfhead.errors import InputError
+from nerfhead.io.audio import load_audio
+from nerfhead.io.files import atomic_path
+from nerfhead.log import get_logger
+
+log = get_logger(__name__)
+
+#: Bumped when the pipeline around the extractor changes what it produces (part of the cache key).
+PIPELINE_VERSION = 1
+
+
+@dataclass
+class AudioFeatures:
+    """Features of one audio, all at 100 Hz, frame ``k`` at time ``k / 100`` s."""
+
+    features: np.ndarray  # (T, D) float32
+    spec: FeatureSpec
+    duration: float  # seconds
+    audio_path: Path  # the loudness-normalised 16 kHz mono wav the features were computed from
+    source: str  # the input file, or "text" for a script
+    viseme_ids: np.ndarray | None = None  # (T,) int8, see nerfhead.audio.visemes
+    vad: np.ndarray | None = None  # (T,) float32 speech probability
+    phones: list[Segment] = field(default_factory=list)  # the segments behind viseme_ids
+    recognized: list[Segment] = field(default_factory=list)  # allphone segments (even when aligned)
+    phone_source: str = "none"  # "allphone", "aligned", "aligned+allphone" or "none"
+    gain_db: float = 0.0
+    text: str | None = None
+    cache_key: str = ""
+    _samples: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def n_feature_frames(self) -> int:
+        return int(self.features.shape[0])
+
+    @property
+    def n_video_frames(self) -> int:
+        return n_video_frames(self.duration)
+
+    @property
+    def samples(self) -> np.ndarray:
+        """The normalised 16 kHz mono samples (read from ``audio_path`` on first use)."""
+        if self._samples is None:
+            self._samples = load_audio(self.audio_path, loading.RATE)
+        return self._samples
+
+    @property
+    def windows(self) -> np.ndarray:
+        """(n_video_frames, 16, D) window per 25 fps video frame (a no-copy view)."""
+        return frame_windows(self.features, self.n_video_frames)
+
+    def windows_for(self, n_frames: int, fps: float = FPS, size: int = WINDOW) -> np.ndarray:
+        """Windows for exactly ``n_frames`` video frames at ``fps`` (edge-padded past the end)."""
+        return frame_windows(self.features, n_frames, fps=fps, size=size)
+
+    def save(self, path: str | Path) -> Path:
+        """Write features, visemes, VAD, windows and the spec to an ``.npz`` (atomically)."""
+        path = Path(path)
+        arrays = {"features": self.features, "windows": np.ascontiguousarray(self.windows),
+                  "times": np.arange(self.n_feature_frames, dtype=np.float32) / self.spec.rate}
+        if self.viseme_ids is not None:
+            arrays["viseme_ids"] = self.viseme_ids
+        if self.vad is not None:
+            arrays["vad"] = self.vad
+        meta = {"spec": self.spec.to_dict(), "duration": self.duration, "source": self.source,
+                "phone_source": self.phone_source, "n_video_frames": self.n_video_frames, "fps": FPS,
+                "text": self.text, "gain_db": self.gain_db, "phones": self.phones}
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, meta=np.array(json.dumps(meta)), **arrays)
+        return path
+
+
+def features_for(source: str | Path | None = None, *, text: str | None = None, text_file: str | Path | None = None,
+                 voice: str | None = None, rate: int | None = None, extractor: str | FeatureExtractor = "default",
+                 cache: bool = True) -> AudioFeatures:
+    """Features of an audio/video file, or of a script spoken by espeak-ng.
+
+    * ``features_for("speech.mp3")`` - any file PyAV reads (its first audio track).
+    * ``features_for("speech.wav", text="what is said")`` - with a transcript: visemes come from
+      forced alignment (falls back to phone recognition, with a warning, if alignment fails).
+    * ``features_for(text="Hello.", voice="de", rate=150)`` or ``text_file=...`` - TTS.
+
+    Results are cached by content (see :mod:`nerfhead.audio.cache`).
+    """
+    from nerfhead.audio import tts
+
+    ext = get_extractor(extractor)
+    if source is None:
+        speech = tts.synthesize(text=text, text_file=text_file, voice=voice, rate=rate, cache=cache)
+        path, script, lang = speech.path, speech.text, speech.language
+        spans = [(a, b, s) for a, b, s in speech.sentences]
+        label = "text"
+    else:
+        path = Path(source)
+        script = tts.read_script(text, text_file) if (text is not None or text_file is not None) else None
+        lang = tts.resolve_voice(voice).split("+")[0]
+        spans = [(0.0, float("inf"), script)] if script is not None else []
+        label = str(source)
+
+    scan = loading.scan_audio(path)
+    spans = [(a, min(b, scan.duration), s) for a, b, s in spans]
+    spec = ext.spec()
+    extra = {"pipeline": PIPELINE_VERSION, "gain": round(scan.gain, 6),
+             "align": [spans, lang] if (spans and ext.uses_text) else None}
+    key = feature_cache.feature_key(scan.sha256, spec.to_dict(), extra)
+    npz_path, wav_path = feature_cache.entry_paths(key)
+    if cache:
+        hit = feature_cache.load_entry(key)
+        if hit is not None:
+            log.debug("audio features from cache: %s", npz_path)
+            return _from_entry(hit, spec, wav_path, label, key)
+
+    if hasattr(ext, "prestart"):
+        ext.prestart()
+    arrays, meta = _compute(path, scan, ext, spans, lang, wav_path)
+    meta.update({"source": label, "text": script})
+    feature_cache.save_entry(key, arrays, meta)  # cache=False recomputes but still refreshes the entry
+    return _from_entry((arrays, meta), spec, wav_path, label, key)
+
+
+def _compute(path: Path, scan: loading.AudioScan, ext: FeatureExtractor, spans, lang: str,
+             wav_path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    feats, ids, speech, recognized = [], [], [], []
+    with atomic_path(wav_path) as tmp, wave.open(str(tmp), "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(loading.RATE)
+        chunks = _written(loading.iter_normalized(path, scan.gain), writer)
+        for out in ext.extract_blocks(loading.iter_blocks(chunks)):
+            feats.append(out["features"])
+            if "visemes" in out:
+                ids.append(out["visemes"])
+                speech.append(out["vad"])
+                recognized.extend(out["phones"])
+    features = np.concatenate(feats).astype(np.float32)
+    viseme_ids = np.concatenate(ids).astype(np.int8) if ids else None
+    phone_source = "allphone" if viseme_ids is not None else "none"
+    used = list(recognized)
+    if spans and ext.uses_text and viseme_ids is not None:
+        used, n_ok = [], 0
+        for start, end, sentence in spans:
+            first = int(round(start * 100))
+            last = min(int(round(end * 100)), viseme_ids.size)
+            try:
+                segs = align(_read_span(wav_path, start, end), sentence, lang)
+            except AlignmentError as exc:
+                log.warning("text not aligned for %.1f-%.1f s (%s); using recognised phones there", start, end, exc)
+                used.extend(seg for seg in recognized if first <= seg[1] < last)
+                continue
+            segs = [(p, s + first, min(e + first, last - 1)) for p, s, e in segs if s + first < last]
+            viseme_ids[first:last] = segments_to_frames([(p, s - first, e - first) for p, s, e in segs], last - first)
+            used.extend(segs)
+            n_ok += 1
+        if n_ok:
+            features = ext.with_visemes(features, viseme_ids)
+            phone_source = "aligned" if n_ok == len(spans) else "aligned+allphone"
+    arrays = {"features": features}
+    if viseme_ids is not None:
+        arrays["viseme_ids"] = viseme_ids
+        arrays["vad"] = np.concatenate(speech).astype(np.float32)
+    meta = {"duration": scan.duration, "gain_db": scan.gain_db, "phone_source": phone_source,
+            "phones": used, "recognized": recognized}
+    return arrays, meta
+
+
+def _written(chunks: Iterable[np.ndarray], writer: wave.Wave_write) -> Iterator[np.ndarray]:
+    for chunk in chunks:
+        writer.writeframes((np.clip(chunk, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes())
+        yield chunk
+
+
+def _read_span(wav_path: Path, start: float, end: float) -> np.ndarray:
+    with wave.open(str(wav_path), "rb") as r:
+        a = max(0, int(round(start * loading.RATE)))
+        b = min(r.getnframes(), int(round(end * loading.RATE)))
+        r.setpos(min(a, r.getnframes()))
+        data = r.readframes(max(0, b - a))
+    return np.frombuffer(data, "<i2").astype(np.float32) / 32767.0
+
+
+def _from_entry(entry, spec: FeatureSpec, wav_path: Path, label: str, key: str) -> AudioFeatures:
+    arrays, meta = entry
+    as_segs = lambda segs: [(str(p), int(s), int(e)) for p, s, e in segs]  # noqa: E731
+    return AudioFeatures(
+        features=arrays["features"], spec=spec, duration=float(meta["duration"]), audio_path=wav_path,
+        source=label, viseme_ids=arrays.get("viseme_ids"), vad=arrays.get("vad"),
+        phones=as_segs(meta.get("phones", [])), recognized=as_segs(meta.get("recognized", [])),
+        phone_source=meta.get("phone_source", "none"), gain_db=float(meta.get("gain_db", 0.0)),
+        text=meta.get("text"), cache_key=key)
+
+
+def load_features(path: str | Path) -> tuple[np.ndarray, FeatureSpec, dict[str, Any]]:
+    """Read an ``.npz`` written by :meth:`AudioFeatures.save` -> (features, spec, metadata)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"features file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            feats = data["features"]
+    except Exception:  # noqa: BLE001
+        raise InputError(f"{path} is not a nerfhead features file") from None
+    return feats, FeatureSpec.from_dict(meta["spec"]), meta
+
+
+def write_features(source: str | Path | None = None, *, text: str | None = None, text_file: str | Path | None = None,
+                   voice: str | None = None, rate: int | None = None, out: str | Path | None = None,
+                   plot: str | Path | None = None, extractor: str = "default") -> tuple[AudioFeatures, Path]:
+    """What ``nerfhead features`` does: compute, write ``.npz`` (and a PNG) -> (features, npz path).
+
+    The default output is ``<audio stem>.features.npz`` beside the audio (``speech.features.npz``
+    for a script).
+    """
+    from nerfhead.io.files import check_writable
+
+    if source is None and text is None and text_file is None:
+        raise InputError("give an audio file, or --text / --text-file to speak")
+    if out is None:
+        out = Path(source).with_suffix(".features.npz") if source is not None else Path("speech.features.npz")
+    out = check_writable(out)
+    if plot is not None:
+        plot = check_writable(plot)
+    feats = features_for(source, text=text, text_file=text_file, voice=voice, rate=rate, extractor=extractor)
+    feats.save(out)
+    if plot is not None:
+        from nerfhead.audio.plot import plot_features
+
+        plot_features(feats, plot)
+    return feats, Path(out)
