@@ -147,12 +147,13 @@ class MelExtractor(FeatureExtractor):
 class DefaultExtractor(FeatureExtractor):
     """Log-mel (80) + viseme one-hot (10) + voice activity (1) = 91 values per 10 ms.
 
-    Visemes come from phone recognition (allphone), or from forced alignment where the text is
-    known (:func:`nerfhead.audio.features_for` replaces them via :meth:`with_visemes`).
+    Visemes come from phone recognition (allphone) corrected by the lips-closed detector
+    (:mod:`nerfhead.audio.bilabial`), or from forced alignment where the text is known
+    (:func:`nerfhead.audio.features_for` replaces them via :meth:`with_visemes`).
     """
 
     name = "default"
-    version = 1
+    version = 3  # v3: lips-closed events found by nerfhead.audio.bilabial (2 skipped: tests use it as "another version")
     uses_text = True
     feature_dim = melspec.N_MELS + visemes.N_VISEMES + 1
 
@@ -188,24 +189,37 @@ class DefaultExtractor(FeatureExtractor):
 
         phones.prestart()
 
+    def recognised_visemes(self, segs, mel_padded: np.ndarray, quiet: np.ndarray) -> np.ndarray:
+        """Viseme ids of recognised phone segments: silence where quiet, then the lips-closed
+        events the detector finds (``mel_padded`` has ``bilabial.PAD`` context frames each side)."""
+        from nerfhead.audio import bilabial
+
+        ids = visemes.segments_to_frames(segs, quiet.size)
+        ids[quiet] = 0
+        return bilabial.refine(mel_padded, ids, ~quiet)
+
     def extract(self, samples):
-        from nerfhead.audio import phones
+        from nerfhead.audio import bilabial, phones
 
         x = np.asarray(samples, np.float32).reshape(-1)
         n = -(-x.size // HOP)
-        ids = visemes.segments_to_frames(phones.allphone(x), n)
-        ids[self.quiet_frames(x, 0, n)] = 0
-        return self.combine(melspec.log_mel(x), ids, vad.vad_frames(x))
+        pad = bilabial.PAD
+        mel = melspec.log_mel(x, first_centre=-pad * HOP, n_frames=n + 2 * pad)
+        ids = self.recognised_visemes(phones.allphone(x), mel, self.quiet_frames(x, 0, n))
+        return self.combine(mel[pad:pad + n], ids, vad.vad_frames(x))
 
     def extract_blocks(self, blocks):
-        from nerfhead.audio import phones
+        from nerfhead.audio import bilabial, phones
+
+        pad = bilabial.PAD
 
         queue: list[list] = []  # [block, mel, vad] in submission order
 
         def fill(entry):
             block = entry[0]
             if entry[1] is None:  # the core's frames are centred from its first sample on
-                entry[1] = melspec.log_mel(block.samples, first_centre=block.left, n_frames=block.n_frames)
+                entry[1] = melspec.log_mel(block.samples, first_centre=block.left - pad * HOP,
+                                           n_frames=block.n_frames + 2 * pad)  # with the detector's context
                 entry[2] = vad.vad_frames(block.samples, first_centre=block.left, n_frames=block.n_frames)
 
         def cores():
@@ -219,7 +233,6 @@ class DefaultExtractor(FeatureExtractor):
             entry = queue.pop(0)
             fill(entry)
             block, mel, speech = entry
-            ids = visemes.segments_to_frames(segs, block.n_frames)
-            ids[self.quiet_frames(block.samples, block.left, block.n_frames)] = 0
-            yield {"features": self.combine(mel, ids, speech), "visemes": ids, "vad": speech,
+            ids = self.recognised_visemes(segs, mel, self.quiet_frames(block.samples, block.left, block.n_frames))
+            yield {"features": self.combine(mel[pad:pad + block.n_frames], ids, speech), "visemes": ids, "vad": speech,
                    "phones": [(p, s + block.first_frame, e + block.first_frame) for p, s, e in segs]}

@@ -14,7 +14,8 @@ from nerfhead.audio.tts import synthesize
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (make install)")
 
-# Not one of the sentences the recogniser's settings were chosen on.
+# Two of the held-out sentences of tools/train_bilabial.py: not among the sentences the
+# recogniser's settings were chosen on nor the lips-closed detector was trained on.
 SENTENCES = [
     "Bob put the maple syrup by the small pan, and Mum bought a map of Paris.",
     "My brother keeps a bamboo lamp beside his bed in the empty cabin.",
@@ -28,9 +29,14 @@ def test_allphone_agrees_with_forced_alignment(sentence, tmp_path):
     x, _ = load_normalized(speech.path)
     n = -(-x.size // 160)
     aligned = phones.align(x, sentence, "en-us")
-    recognised = phones.allphone(x)
+    # the speaker- and language-independent path: allphone + lips-closed detector, as features use it
+    from nerfhead.audio import bilabial, melspec
+    from nerfhead.audio.extractors import DefaultExtractor
+
+    ext = DefaultExtractor()
+    mel = melspec.log_mel(x, first_centre=-bilabial.PAD * 160, n_frames=n + 2 * bilabial.PAD)
+    ap = ext.recognised_visemes(phones.allphone(x), mel, ext.quiet_frames(x, 0, n))
     fa = visemes.segments_to_frames(aligned, n)
-    ap = visemes.segments_to_frames(recognised, n)
     spoken = fa != 0
     agreement = float(np.mean(fa[spoken] == ap[spoken]))
     print(f"\n{sentence!r}: allphone vs forced alignment agree on {agreement:.1%} of {spoken.sum()} speech frames")
@@ -41,19 +47,19 @@ def test_allphone_agrees_with_forced_alignment(sentence, tmp_path):
     expected = sum(ph in ("P", "B", "M") for w in pronounce(words_of(sentence), "en-us", phones._align_decoder().lookup_word)
                    for ph in w)
     assert len(pbm) == expected
-    found = [(s2 + e2) / 2 for p2, s2, e2 in recognised if visemes.viseme_of(p2) == 1]
+    edges = np.diff(np.concatenate([[0], (ap == 1).astype(np.int8), [0]]))
+    found = (np.flatnonzero(edges == 1) + np.flatnonzero(edges == -1) - 1) / 2
     errors = []
     for p, s, e in pbm:
         mid = (s + e) / 2
-        errors.append(min(abs(f - mid) for f in found) * 10 if found else np.inf)
+        errors.append(float(np.min(np.abs(found - mid))) * 10 if found.size else np.inf)
     within = float(np.mean(np.array(errors) <= 50.0))
-    print(f"/p b m/ found by allphone within 50 ms: {within:.0%}; errors (ms): {', '.join(f'{x:.0f}' for x in errors)}")
-    # Issue 4 asks for every /p b m/; the bundled recogniser finds about two thirds on espeak-ng
-    # speech (68 % over 44 bilabials of 6 other sentences, whatever its settings; 54-73 % on
-    # these two): mostly /b/ heard as /v/ or /dh/ and utterance-initial /m/ as silence. This
-    # guards the measured level; forced alignment (used whenever the text is known, as for
-    # TTS) places all of them.
-    assert within >= 0.5
+    print(f"/p b m/ found (allphone + detector) within 50 ms: {within:.0%}; errors (ms): {', '.join(f'{x:.0f}' for x in errors)}")
+    # Issue 4 asks for every /p b m/. The phone recogniser alone finds 54-73 % of them here (55 %
+    # over 954 bilabials of 18 held-out sentences x 6 voices); with the lips-closed detector 93 %
+    # (96 % for this voice, 12 of 18 sentences with every one; docs/AUDIO.md). The remaining
+    # misses are 60-100 ms off or in fast clusters, so this asserts all but one per sentence.
+    assert np.sum(np.array(errors) > 50.0) <= 1
 
 
 @needs_espeak
