@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-slow test-all bench clean
+.PHONY: install demo test test-slow test-all bench cuda-check clean
 
 install: $(STAMP)
 
@@ -31,5 +31,17 @@ test-slow: install
 test-all: install
 	$(PY) -m pytest -q
 
+# Compile the CUDA kernels against a CUDA build of torch in a separate environment (no GPU needed;
+# with a GPU it also runs the kernel tests on it). About 5.5 GB of disk for that torch.
+CUDA_VENV ?= .venv-cuda
+cuda-check:
+	@command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ] || { echo "cuda-check: no nvcc (install the CUDA toolkit)"; exit 2; }
+	[ -x $(CUDA_VENV)/bin/python ] || $(PYTHON) -m venv $(CUDA_VENV)
+	$(CUDA_VENV)/bin/python -m pip install -q "torch==2.14.1" ninja "setuptools<81" numpy rich pytest
+	NERFHEAD_BUILD_DIR=$(CURDIR)/build/cuda-check $(CUDA_VENV)/bin/python tools/cuda_check.py
+
+bench: install
+	$(PY) tools/bench_kernels.py
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(CUDA_VENV) build *.egg-info
