@@ -79,6 +79,26 @@ def demo(
 
 
 @app.command()
+def train(
+    identity: str = typer.Argument(..., help="Identity name (processed with `nerfhead process`)."),
+    config: Optional[str] = typer.Option(None, "--config", "-c", help="Preset (quick, cpu, full) or YAML file; default cpu."),
+    stage: Optional[str] = typer.Option(None, "--stage", help="Run only this stage (head or torso)."),
+    minutes: Optional[float] = typer.Option(None, "--minutes", help="Stop after this many minutes (resumable)."),
+    root: Optional[Path] = typer.Option(None, help="Identities folder."),
+) -> None:
+    """Train the identity's avatar; re-running continues from the last checkpoint. Ctrl-C saves and exits."""
+    from nerfhead.train.run import train_identity
+
+    reports = _run(train_identity, identity, config=config, stage=stage, minutes=minutes, root=root)
+    for r in reports:
+        state = "done" if r.result.finished else ("interrupted" if r.result.interrupted else "stopped (time cap)")
+        psnr = r.last_metrics.get("psnr")
+        console.print(f"{r.stage}: {state} at step {r.result.step} after {r.result.seconds:.0f} s"
+                      + (f", training PSNR {psnr:.2f} dB" if psnr is not None else "") + f" -> {r.checkpoint}",
+                      highlight=False, soft_wrap=True)
+
+
+@app.command()
 def features(
     audio: Optional[Path] = typer.Argument(None, help="Audio or video file (any format PyAV reads); omit to speak --text."),
     text: Optional[str] = typer.Option(None, "--text", help="Words spoken in AUDIO (aligned), or a script to speak if no AUDIO."),

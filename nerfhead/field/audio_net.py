@@ -76,10 +76,22 @@ class AudioNet(nn.Module):
         self.cfg = cfg or AudioNetConfig()
         self.encoder = AudioEncoder(feature_dim, window, self.cfg)
         self.smoother = AudioSmoother(self.cfg)
+        # per-feature input normalisation, set from the training clip (saved with the model)
+        self.register_buffer("feature_mean", torch.zeros(feature_dim))
+        self.register_buffer("feature_std", torch.ones(feature_dim))
+
+    def set_feature_stats(self, features: torch.Tensor) -> None:
+        """Normalise inputs with the per-feature mean/std of ``features`` (T, D), the training clip's."""
+        self.feature_mean.copy_(features.mean(0))
+        self.feature_std.copy_(features.std(0).clamp_min(1e-3))
 
     def forward(self, windows: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         """``windows``: (n_frames, window, D) of the clip; ``frames``: (B,) -> (B, code_dim)."""
+        if windows.dim() != 3 or windows.shape[1:] != (self.encoder.window, self.encoder.feature_dim):
+            raise ValueError(f"expected audio windows (n_frames, {self.encoder.window}, {self.encoder.feature_dim}), "
+                             f"got {tuple(windows.shape)}")
         idx = neighbour_indices(frames, len(windows), self.cfg.smooth_frames)
         uniq, inverse = torch.unique(idx, return_inverse=True)
-        codes = self.encoder(windows[uniq])[inverse]  # (B, n, code_dim)
+        x = (windows[uniq] - self.feature_mean) / self.feature_std
+        codes = self.encoder(x)[inverse]  # (B, n, code_dim)
         return self.smoother(codes)

@@ -30,24 +30,29 @@ class RayBatch:
     def __len__(self) -> int:
         return len(self.frame)
 
+    def to(self, device: torch.device | str) -> "RayBatch":
+        return RayBatch(*(getattr(self, f).to(device, non_blocking=True) for f in
+                          ("origins", "dirs", "target", "behind", "frame", "xy", "label")))
+
 
 class RaySampler:
     """Draw :class:`RayBatch` es from an identity's frames.
 
-    ``head_fraction`` of the rays fall on the (dilated) head mask, the rest uniformly in the
-    head's bounding rectangle grown by ``margin`` pixels, so the field sees its silhouette.
+    ``head_fraction`` of the rays fall on the mask of label ``focus`` (the head by default; the
+    torso stage focuses on the torso), the rest uniformly in that region's bounding rectangle
+    grown by ``margin`` pixels, so the field sees its silhouette.
     """
 
     def __init__(self, store: FrameStore, camera_to_head: np.ndarray, k: Intrinsics, frames: list[int],
                  rays: int = 4096, frames_per_batch: int = 4, head_fraction: float = 0.75, margin: int = 24,
-                 seed: int = 0) -> None:
+                 seed: int = 0, focus: int = HEAD) -> None:
         if not frames:
             raise ValueError("no frames to sample rays from")
         self.store, self.k = store, k
         self.c2w = torch.from_numpy(np.asarray(camera_to_head, np.float32))
         self.frames = np.asarray(frames)
         self.rays, self.frames_per_batch = rays, frames_per_batch
-        self.head_fraction, self.margin = head_fraction, margin
+        self.head_fraction, self.margin, self.focus = head_fraction, margin, focus
         self.rng = np.random.default_rng(seed)
         self.background = store.background
 
@@ -62,9 +67,9 @@ class RaySampler:
 
     def _frame_pixels(self, i: int, n: int) -> np.ndarray:
         labels = self.store.labels[i]
-        ys, xs = np.nonzero(labels == HEAD)
+        ys, xs = np.nonzero(labels == self.focus)
         h, w = labels.shape
-        if len(xs) == 0:  # no head in this frame's mask: uniform
+        if len(xs) == 0:  # nothing of that label in this frame's mask: uniform
             return np.stack([self.rng.integers(0, w, n), self.rng.integers(0, h, n)], 1)
         n_head = int(round(n * self.head_fraction))
         pick = self.rng.integers(0, len(xs), n_head)

@@ -1,0 +1,82 @@
+"""The trained avatar of one identity: head field, audio net and occupancy grid in one module.
+
+Everything a render needs is in its ``state_dict`` plus :class:`ModelMeta` (sizes, the head box,
+the audio feature spec it was trained with), so a checkpoint rebuilds the model exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from nerfhead.config import from_dict
+from nerfhead.field.audio_net import AudioNet, AudioNetConfig
+from nerfhead.field.head import HeadField, HeadFieldConfig
+from nerfhead.field.rays import Intrinsics
+from nerfhead.field.renderer import RayConditions
+from nerfhead.field.torso import TorsoField, TorsoFieldConfig
+from nerfhead.ops.occupancy import OccupancyGrid
+
+
+@dataclass
+class ModelConfig:
+    head: HeadFieldConfig = field(default_factory=HeadFieldConfig)
+    audio: AudioNetConfig = field(default_factory=AudioNetConfig)
+    torso: TorsoFieldConfig = field(default_factory=TorsoFieldConfig)
+    grid_resolution: int = 128
+
+
+@dataclass
+class ModelMeta:
+    n_frames: int
+    feature_dim: int
+    window: int
+    aabb: list  # [[x0, y0, z0], [x1, y1, z1]] head frame, metres
+    feature_spec: dict  # nerfhead.audio.FeatureSpec.to_dict() of the training audio
+    image_size: list  # [height, width] of the identity's frames
+    camera: dict  # fx, fy, cx, cy of the identity's camera (pixels)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class TalkingHeadModel(nn.Module):
+    def __init__(self, cfg: ModelConfig, meta: ModelMeta) -> None:
+        super().__init__()
+        self.cfg, self.meta = cfg, meta
+        aabb = torch.tensor(np.asarray(meta.aabb, np.float32))
+        self.field = HeadField(cfg.head, aabb, meta.n_frames)
+        self.audio_net = AudioNet(meta.feature_dim, meta.window, cfg.audio)
+        self.grid = OccupancyGrid(aabb.reshape(-1), resolution=cfg.grid_resolution)
+        self.torso = TorsoField(cfg.torso, meta.n_frames, tuple(meta.image_size))
+
+    @property
+    def intrinsics(self) -> Intrinsics:
+        c = self.meta.camera
+        return Intrinsics(c["fx"], c["fy"], c["cx"], c["cy"])
+
+    @classmethod
+    def from_checkpoint(cls, payload: dict) -> "TalkingHeadModel":
+        model = cls(from_dict(ModelConfig, payload["model_config"]), ModelMeta(**payload["model_meta"]))
+        model.load_state_dict(payload["model"])
+        return model
+
+    def checkpoint_fields(self) -> dict:
+        return {"model": self.state_dict(), "model_config": asdict(self.cfg), "model_meta": self.meta.as_dict()}
+
+    def conditions(self, windows: torch.Tensor, frames: torch.Tensor, eye: torch.Tensor,
+                   frame_codes: torch.Tensor | None = None) -> RayConditions:
+        """Per-ray conditioning for rays of video frames ``frames`` (N,).
+
+        ``windows``: (n_frames, window, D) audio feature windows of the driving clip; ``eye``: (N,)
+        blink values; ``frame_codes``: (N, F) per-ray frame codes, default the neutral code.
+        The audio net runs once per distinct frame, not per ray.
+        """
+        uniq, inverse = torch.unique(frames, return_inverse=True)
+        codes = self.audio_net(windows, uniq)[inverse]
+        if frame_codes is None:
+            frame_codes = self.field.neutral_code(len(frames))
+        return RayConditions(codes, eye.reshape(-1, 1).to(codes.dtype), frame_codes)

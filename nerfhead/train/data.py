@@ -1,0 +1,67 @@
+"""What training reads of an identity: frames (memory-mapped), rays, audio windows, blinks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from nerfhead.capture.segment import HEAD, TORSO
+from nerfhead.dataset import Identity
+from nerfhead.field.rays import Intrinsics, head_box
+from nerfhead.log import get_logger
+from nerfhead.train.batches import RaySampler
+from nerfhead.train.frames import FrameStore
+
+log = get_logger(__name__)
+
+
+@dataclass
+class TrainingData:
+    ident: Identity
+    store: FrameStore
+    intrinsics: Intrinsics
+    camera_to_head: np.ndarray  # (n_frames, 4, 4)
+    train_frames: list[int]
+    test_frames: list[int]
+    windows: torch.Tensor  # (n_frames, window, D) float32 audio feature windows of the capture
+    features: torch.Tensor  # (T, D) the capture's 100 Hz features (for normalisation statistics)
+    feature_spec: dict
+    blink: torch.Tensor  # (n_frames,) float32 in [0, 1]
+    rotation: torch.Tensor  # (n_frames, 3, 3) float32 head -> camera
+    translation: torch.Tensor  # (n_frames, 3) float32 metres
+    aabb: np.ndarray  # (2, 3) head box in the head frame
+
+    @property
+    def n_frames(self) -> int:
+        return self.store.n
+
+    def backdrop(self, i: int) -> np.ndarray:
+        """(H, W, 3) uint8 what is behind the head in frame ``i``: its real torso, else the plate."""
+        torso = (self.store.labels[i] == TORSO)[..., None]
+        return np.where(torso, self.store.frames[i], self.store.background)
+
+    def sampler(self, rays: int, frames_per_batch: int, head_fraction: float, seed: int,
+                focus: int = HEAD) -> RaySampler:
+        return RaySampler(self.store, self.camera_to_head, self.intrinsics, self.train_frames, rays=rays,
+                          frames_per_batch=frames_per_batch, head_fraction=head_fraction, seed=seed, focus=focus)
+
+
+def load_training_data(ident: Identity) -> TrainingData:
+    """Everything training needs of a processed identity (frames stay on disk, memory-mapped)."""
+    from nerfhead.audio import features_for
+
+    m = ident.manifest()
+    tracks = ident.tracks()
+    store = FrameStore(ident)
+    feats = features_for(ident.audio_path)
+    windows = torch.from_numpy(np.ascontiguousarray(feats.windows_for(m["n_frames"]), np.float32))
+    c2w = np.nan_to_num(tracks["camera_to_head"]).astype(np.float32)
+    blink = torch.from_numpy(np.nan_to_num(tracks["blink"]).clip(0, 1).astype(np.float32))
+    return TrainingData(
+        ident=ident, store=store, intrinsics=Intrinsics.from_manifest(m), camera_to_head=c2w,
+        train_frames=list(m["split"]["train"]), test_frames=list(m["split"]["test"]), windows=windows,
+        features=torch.from_numpy(np.asarray(feats.features, np.float32)), feature_spec=feats.spec.to_dict(),
+        blink=blink, rotation=torch.from_numpy(np.nan_to_num(tracks["rotation"]).astype(np.float32)),
+        translation=torch.from_numpy(np.nan_to_num(tracks["translation"]).astype(np.float32)), aabb=head_box(tracks["canonical_shape"]).astype(np.float32))

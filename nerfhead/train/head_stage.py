@@ -1,0 +1,119 @@
+"""The head stage: fit the audio-conditioned head field to the training frames.
+
+Each step draws rays from a few training frames (mostly on the head), conditions them on the
+frame's audio window, blink value and per-frame code, renders them through the occupancy grid
+and composites them over the colour behind the head (real torso or background plate), as
+ER-NeRF does. Loss: photometric MSE, plus a small entropy term that pushes the head's opacity
+to 0 or 1 and a penalty on audio attention away from the lower face (ambient audio).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from nerfhead.capture.segment import HEAD
+from nerfhead.field.model import TalkingHeadModel
+from nerfhead.field.renderer import SamplingConfig, render_rays
+from nerfhead.train.data import TrainingData
+
+
+@dataclass
+class HeadStageConfig:
+    steps: int = 2000
+    rays: int = 4096
+    frames_per_batch: int = 4
+    head_fraction: float = 0.75
+    lr_encoding: float = 1e-2
+    lr_net: float = 1e-3
+    lr_final_ratio: float = 0.5  # exponential decay to this fraction of the start rate
+    grid_update_every: int = 16
+    grid_warmup_steps: int = 256
+    grid_decay: float = 0.95
+    density_threshold: float = 10.0
+    entropy_weight: float = 1e-4
+    ambient_weight: float = 1e-4
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+
+
+def make_optimizer(model: TalkingHeadModel, cfg: HeadStageConfig) -> torch.optim.Optimizer:
+    """Adam with ER-NeRF's two learning rates: hash tables fast, networks slow."""
+    enc = list(model.field.encoding.parameters())
+    enc_ids = {id(p) for p in enc}
+    rest = [p for p in model.parameters() if id(p) not in enc_ids and p.requires_grad]
+    return torch.optim.Adam([{"params": enc, "lr": cfg.lr_encoding}, {"params": rest, "lr": cfg.lr_net}],
+                            betas=(0.9, 0.99), eps=1e-15)
+
+
+def lr_factor(step: int, total: int, final_ratio: float) -> float:
+    return final_ratio ** (min(step, total) / max(total, 1))
+
+
+def entropy(opacity: torch.Tensor) -> torch.Tensor:
+    o = opacity.clamp(1e-5, 1 - 1e-5)
+    return -(o * torch.log2(o) + (1 - o) * torch.log2(1 - o)).mean()
+
+
+class HeadStage:
+    """One optimisation step at a time (``step``), resumable from ``state_dict``."""
+
+    def __init__(self, model: TalkingHeadModel, data: TrainingData, cfg: HeadStageConfig, seed: int = 0) -> None:
+        self.model, self.data, self.cfg = model, data, cfg
+        self.device = next(model.parameters()).device
+        self.windows = data.windows.to(self.device)
+        self.blink = data.blink.to(self.device)
+        self.sampler = data.sampler(cfg.rays, cfg.frames_per_batch, cfg.head_fraction, seed)
+        self.optimizer = make_optimizer(model, cfg)
+        self.generator = torch.Generator().manual_seed(seed + 1)
+        self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
+
+    def _grid_density(self, points: torch.Tensor) -> torch.Tensor:
+        """Density at grid points for a random training frame's audio and blink."""
+        frames = self.data.train_frames
+        f = frames[int(torch.randint(len(frames), (1,), generator=self.generator))]
+        idx = torch.tensor([f], device=self.device)
+        cond = self.model.conditions(self.windows, idx, self.blink[idx])
+        return self.model.field.density(points, cond.audio.expand(len(points), -1), cond.eye.expand(len(points), -1))
+
+    def update_grid(self, step: int) -> None:
+        with torch.no_grad():
+            self.model.grid.update_every_n_steps(step, self._grid_density, n=self.cfg.grid_update_every,
+                                                 decay=self.cfg.grid_decay, threshold=self.cfg.density_threshold,
+                                                 warmup_steps=self.cfg.grid_warmup_steps)
+
+    def step(self, step: int) -> dict[str, float]:
+        cfg, model = self.cfg, self.model
+        for g, base in zip(self.optimizer.param_groups, self.base_lrs):
+            g["lr"] = base * lr_factor(step, cfg.steps, cfg.lr_final_ratio)
+        self.update_grid(step)
+        batch = self.sampler.sample().to(self.device)
+        frame_codes = model.field.frame_codes(batch.frame)
+        cond = model.conditions(self.windows, batch.frame, self.blink[batch.frame], frame_codes)
+        jitter = torch.rand(len(batch), generator=self.generator).to(self.device)
+        out = render_rays(model.field, model.grid, batch.origins, batch.dirs, cond, batch.behind, cfg.sampling,
+                          jitter=jitter)
+        mse = torch.mean((out.rgb - batch.target) ** 2)
+        loss = mse + cfg.entropy_weight * entropy(out.opacity)
+        if cfg.ambient_weight > 0 and out.n_samples:
+            # audio attention should be small where nothing moves with speech: on rays off the head mask
+            off_head = (batch.label != HEAD)[out.ray_indices]
+            if off_head.any():
+                ramp = min(1.0, step / max(cfg.steps * 0.5, 1))
+                loss = loss + cfg.ambient_weight * ramp * out.audio_attention[off_head].abs().mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        loss_v, mse_v = loss.item(), mse.item()
+        return {"loss": loss_v, "mse": mse_v, "psnr": float(-10 * np.log10(max(mse_v, 1e-10))),
+                "samples_per_ray": out.n_samples / len(batch), "occupied": float(model.grid.occupied_fraction())}
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict(), "sampler_rng": self.sampler.rng.bit_generator.state,
+                "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.sampler.rng.bit_generator.state = state["sampler_rng"]
+        self.generator.set_state(state["generator"])

@@ -1,0 +1,37 @@
+"""Renders of training/test frames while training: for the progress panels, tests and checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from nerfhead.capture.segment import HEAD
+from nerfhead.eval.metrics import psnr
+from nerfhead.field.model import TalkingHeadModel
+from nerfhead.field.renderer import SamplingConfig
+from nerfhead.render.frame import FrameRender, render_frame
+from nerfhead.train.data import TrainingData
+
+
+def render_dataset_frame(model: TalkingHeadModel, data: TrainingData, i: int, sampling: SamplingConfig,
+                         windows: torch.Tensor | None = None) -> FrameRender:
+    """Frame ``i``'s camera, audio window and blink, the neutral frame code, over its real backdrop."""
+    device = next(model.parameters()).device
+    idx = torch.tensor([i], device=device)
+    w = (data.windows if windows is None else windows).to(device)
+    cond = model.conditions(w, idx, data.blink[[i]].to(device))
+    return render_frame(model, data.camera_to_head[i], data.intrinsics, data.backdrop(i), cond, sampling)
+
+
+def head_psnr(model: TalkingHeadModel, data: TrainingData, frames: list[int], sampling: SamplingConfig) -> float:
+    """Mean PSNR (dB) over ``frames`` inside the rectangle around the head mask."""
+    values = []
+    for i in frames:
+        real = np.asarray(data.store.frames[i])
+        ys, xs = np.nonzero(data.store.labels[i] == HEAD)
+        if len(xs) == 0:
+            continue
+        box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+        fake = render_dataset_frame(model, data, i, sampling).rgb
+        values.append(psnr(real[box], fake[box]))
+    return float(np.mean(values)) if values else float("nan")

@@ -1,0 +1,185 @@
+"""``nerfhead train``: run the training stages of an identity, resumably.
+
+Stages: ``head`` (the audio-conditioned head field) then ``torso`` (the 2D torso field, head frozen).
+Checkpoints live in ``identities/NAME/model/``: ``head.pt``, ``torso.pt`` (written every few hundred steps and
+whenever the stage stops: done, out of time or Ctrl-C). Running ``train`` again continues the
+unfinished stage from its last checkpoint at the same step with the same state.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from nerfhead.config import load_yaml
+from nerfhead.dataset import Identity
+from nerfhead.errors import IdentityError, InputError
+from nerfhead.field.model import ModelConfig, ModelMeta, TalkingHeadModel
+from nerfhead.log import get_logger
+from nerfhead.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from nerfhead.train.data import TrainingData, load_training_data
+from nerfhead.train.head_stage import HeadStage, HeadStageConfig
+from nerfhead.train.torso_stage import TorsoStage, TorsoStageConfig
+from nerfhead.train.loop import LoopResult, run_loop
+
+log = get_logger(__name__)
+
+STAGES = ("head", "torso")
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    head: HeadStageConfig = field(default_factory=HeadStageConfig)
+    torso: TorsoStageConfig = field(default_factory=TorsoStageConfig)
+    seed: int = 0
+    threads: int = 0  # torch threads (0 = torch's default: all cores)
+    device: str = "auto"  # auto (cuda if available, else cpu), cpu or cuda
+    checkpoint_every: int = 500
+    log_every: int = 50
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> "TrainConfig":
+        """A preset name (quick, cpu, full), a YAML path, or None for configs/cpu.yaml."""
+        if path is None:
+            path = "cpu"
+        p = Path(path)
+        if not p.suffix and not p.exists():
+            p = REPO / "configs" / f"{path}.yaml"
+            if not p.is_file():
+                presets = ", ".join(sorted(x.stem for x in (REPO / "configs").glob("*.yaml")))
+                raise InputError(f"no training preset '{path}' (presets: {presets}; or give a YAML file)")
+        return load_yaml(cls, p)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda"):
+        raise InputError(f"device must be auto, cpu or cuda, not '{name}'")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("device 'cuda' asked for, but torch sees no GPU")
+    return torch.device(name)
+
+
+def model_dir(ident: Identity) -> Path:
+    return ident.root / "model"
+
+
+def checkpoint_path(ident: Identity, stage: str) -> Path:
+    return model_dir(ident) / f"{stage}.pt"
+
+
+def new_model(cfg: TrainConfig, data: TrainingData) -> TalkingHeadModel:
+    meta = ModelMeta(n_frames=data.n_frames, feature_dim=int(data.windows.shape[2]), window=int(data.windows.shape[1]),
+                     aabb=data.aabb.tolist(), feature_spec=data.feature_spec,
+                     image_size=[data.store.height, data.store.width], camera=asdict(data.intrinsics))
+    model = TalkingHeadModel(cfg.model, meta)
+    model.audio_net.set_feature_stats(data.features)
+    return model
+
+
+@dataclass
+class StageReport:
+    stage: str
+    result: LoopResult
+    checkpoint: Path
+    last_metrics: dict
+
+
+def _stage(name: str, model: TalkingHeadModel, data: TrainingData, cfg: TrainConfig):
+    if name == "head":
+        return HeadStage(model, data, cfg.head, seed=cfg.seed), cfg.head.steps
+    return TorsoStage(model, data, cfg.torso, cfg.head.sampling, seed=cfg.seed), cfg.torso.steps
+
+
+def _start_model(name: str, ident: Identity, cfg: TrainConfig, data: TrainingData) -> TalkingHeadModel:
+    """A new model for the first stage; the previous stage's finished model for a later one."""
+    i = STAGES.index(name)
+    if i == 0:
+        return new_model(cfg, data)
+    previous = checkpoint_path(ident, STAGES[i - 1])
+    if not previous.is_file():
+        raise IdentityError(f"train the {STAGES[i - 1]} stage of '{ident.name}' before the {name} stage")
+    payload = load_checkpoint(previous)
+    if not payload.get("finished"):
+        raise IdentityError(f"the {STAGES[i - 1]} stage of '{ident.name}' is not finished (step {payload['step']}); "
+                            f"run `nerfhead train {ident.name}` to finish it first")
+    return TalkingHeadModel.from_checkpoint(payload)
+
+
+def train_stage(name: str, ident: Identity, cfg: TrainConfig, data: TrainingData, deadline: float | None = None,
+                until_step: int | None = None) -> StageReport:
+    """Run (or continue) one stage until done, out of time (``deadline``, a time.monotonic() value)
+    or interrupted. ``until_step`` stops early at that step (the schedule still follows the
+    stage's configured steps)."""
+    torch.manual_seed(cfg.seed)
+    device = resolve_device(cfg.device)
+    path = checkpoint_path(ident, name)
+    start = 0
+    if path.is_file():
+        payload = load_checkpoint(path)
+        model = TalkingHeadModel.from_checkpoint(payload).to(device)
+        stage, steps = _stage(name, model, data, cfg)
+        stage.load_state_dict(payload["stage"])
+        set_rng_state(payload["rng"])
+        start = int(payload["step"])
+        if start < steps:
+            log.info("resuming the %s stage at step %d of %d", name, start, steps)
+    else:
+        model = _start_model(name, ident, cfg, data).to(device)
+        stage, steps = _stage(name, model, data, cfg)
+    model.train()
+    last: dict = {}
+
+    def step_fn(step: int) -> dict:
+        nonlocal last
+        last = stage.step(step)
+        return last
+
+    def save_fn(step: int) -> None:
+        save_checkpoint(path, {**model.checkpoint_fields(), "stage": stage.state_dict(), "rng": rng_state(),
+                               "step": step, "finished": step >= steps, "train_config": asdict(cfg),
+                               "metrics": last})
+
+    def log_fn(step: int, metrics: dict) -> None:
+        log.info("%s step %d: %s", name, step, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+
+    total = steps if until_step is None else min(until_step, steps)
+    result = run_loop(name, start, total, step_fn, save_fn, deadline=deadline,
+                      checkpoint_every=cfg.checkpoint_every, log_fn=log_fn, log_every=cfg.log_every)
+    return StageReport(name, result, path, last)
+
+
+def train_identity(name: str, config: str | Path | None = None, stage: str | None = None,
+                   minutes: float | None = None, root: str | Path | None = None) -> list[StageReport]:
+    """Train an identity's stages (all, or just ``stage``) with a preset or YAML config."""
+    if stage is not None and stage not in STAGES:
+        raise InputError(f"unknown stage '{stage}'; stages: {', '.join(STAGES)}")
+    ident = Identity.at(name, root)
+    ident.manifest()
+    cfg = TrainConfig.load(config)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    data = load_training_data(ident)
+    deadline = time.monotonic() + 60.0 * minutes if minutes is not None else None
+    reports = []
+    for s in STAGES if stage is None else (stage,):
+        report = train_stage(s, ident, cfg, data, deadline=deadline)
+        reports.append(report)
+        if not report.result.finished:
+            break
+    return reports
+
+
+def load_model(ident: Identity, stage: str = "head") -> TalkingHeadModel:
+    """The model saved by ``stage`` (evaluation mode, on the CPU)."""
+    payload = load_checkpoint(checkpoint_path(ident, stage))
+    model = TalkingHeadModel.from_checkpoint(payload)
+    model.eval()
+    return model
+
