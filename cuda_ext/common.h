@@ -39,6 +39,15 @@ NH_HD void atomic_add(T* addr, T value) {
 #endif
 }
 
+// Whether this build of an extension has its CUDA kernels compiled in.
+constexpr bool built_with_cuda() {
+#ifdef NERFHEAD_WITH_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
 template <typename T>
 NH_HD T clamp(T v, T lo, T hi) { return v < lo ? lo : (v > hi ? hi : v); }
 

@@ -26,14 +26,6 @@ namespace {
 
 using nh::hashgrid::Params;
 
-bool built_with_cuda() {
-#ifdef NERFHEAD_WITH_CUDA
-  return true;
-#else
-  return false;
-#endif
-}
-
 [[noreturn]] void no_cuda() {
   TORCH_CHECK(false, "hashgrid: these kernels were built without CUDA; use the PyTorch reference "
                      "(NERFHEAD_OPS=ref) or rebuild with a CUDA build of torch and nvcc");
@@ -136,7 +128,7 @@ T* scratch(int64_t count) {
 // pages (a hint; ignored where unsupported). A 64 MB table gradient otherwise takes 16k page
 // faults, ~30 ms on a VM, more than the kernel's own work.
 void advise_huge_pages(const at::Tensor& t) {
-#if defined(__linux__) && defined(MADV_HUGEPAGE) && !defined(NH_TEST_NO_THP)
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
   constexpr uintptr_t kHuge = uintptr_t(2) << 20;
   const uintptr_t start = reinterpret_cast<uintptr_t>(t.data_ptr());
   const uintptr_t begin = (start + kHuge - 1) & ~(kHuge - 1), end = (start + t.nbytes()) & ~(kHuge - 1);
@@ -388,5 +380,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("encode_backward", &encode_backward, "hash encoding backward -> [grad_x or None, grad_table or None]",
         py::arg("grad_out"), py::arg("x"), py::arg("table"), py::arg("grids"), py::arg("dim"), py::arg("axes"),
         py::arg("resolutions"), py::arg("dense"), py::arg("need_x"), py::arg("need_table"));
-  m.def("built_with_cuda", &built_with_cuda, "whether the CUDA kernels were compiled in");
+  m.attr("with_cuda") = pybind11::bool_(nh::built_with_cuda());
 }

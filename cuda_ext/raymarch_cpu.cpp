@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "raymarch.h"
+#include "raymarch_grid.h"
 
 namespace rm = nh::raymarch;
 
@@ -40,22 +41,6 @@ void check_cpu_or_cuda(const at::Tensor& t, const char* op) {
   TORCH_CHECK(t.device().is_cpu(), op, ": this build of the nerfhead 'raymarch' kernels has no CUDA support; got a ",
               t.device().str(), " tensor (move it to the CPU, or use a CUDA build of torch with nvcc)");
 #endif
-}
-
-template <typename T>
-rm::Grid<T> make_grid(const at::Tensor& bitfield, const at::Tensor& blocks, int64_t res,
-                      const std::vector<double>& geometry) {
-  TORCH_CHECK(geometry.size() == 6, "grid geometry: expected 6 values (lo, scale)");
-  rm::Grid<T> g;
-  g.bits = bitfield.data_ptr<uint8_t>();
-  g.blocks = blocks.defined() ? blocks.data_ptr<uint8_t>() : nullptr;
-  g.res = static_cast<int32_t>(res);
-  for (int c = 0; c < 3; ++c) {
-    g.lo[c] = static_cast<T>(geometry[c]);
-    g.scale[c] = static_cast<T>(geometry[c + 3]);
-    g.inv_scale[c] = 1.0 / static_cast<double>(g.scale[c]);
-  }
-  return g;
 }
 
 // Block flags of the grid (undefined when R is not a multiple of the block size): the same flags
@@ -167,7 +152,7 @@ std::vector<at::Tensor> march_rays(const at::Tensor& origins, const at::Tensor& 
     const scalar_t* tf = t_far.data_ptr<scalar_t>();
     const scalar_t* jp = jit.defined() ? jit.data_ptr<scalar_t>() : nullptr;
     const scalar_t dt = static_cast<scalar_t>(step);
-    const rm::Grid<scalar_t> g = make_grid<scalar_t>(bitfield, blocks, res, geometry);
+    const rm::Grid<scalar_t> g = rm::make_grid<scalar_t>(bitfield, blocks, res, geometry);
     int64_t* info = packed_info.data_ptr<int64_t>();
     int64_t* kf = k_first.data_ptr<int64_t>();
     // Pass 1: samples per ray (into packed_info[:, 1]) and each ray's first sampled candidate.
@@ -257,7 +242,7 @@ at::Tensor occupied(const at::Tensor& points, const at::Tensor& bitfield, int64_
   bool* o = out.data_ptr<bool>();
   AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "occupied", [&] {
     const scalar_t* p = points.data_ptr<scalar_t>();
-    const rm::Grid<scalar_t> g = make_grid<scalar_t>(bitfield, at::Tensor(), res, geometry);
+    const rm::Grid<scalar_t> g = rm::make_grid<scalar_t>(bitfield, at::Tensor(), res, geometry);
     at::parallel_for(0, n, 2048, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) o[i] = rm::occupied_at(g, p + 3 * i);
     });
@@ -269,11 +254,7 @@ at::Tensor occupied(const at::Tensor& points, const at::Tensor& bitfield, int64_
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "nerfhead raymarch kernels: ray/box intersection, occupancy grid update/lookup, ray marching";
-#ifdef NERFHEAD_WITH_CUDA
-  m.attr("with_cuda") = true;
-#else
-  m.attr("with_cuda") = false;
-#endif
+  m.attr("with_cuda") = pybind11::bool_(nh::built_with_cuda());
   m.def("ray_aabb", &ray_aabb, "slab intersection -> (t_near, t_far); misses get +inf, +inf");
   m.def("march_rays", &march_rays, "occupancy-guided ray marching -> (ray_indices, t_starts, t_ends, packed_info)");
   m.def("grid_update", &grid_update, "fused occupancy grid update + bit packing (in place) -> threshold");

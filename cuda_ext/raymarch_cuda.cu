@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "raymarch.h"
+#include "raymarch_grid.h"
 
 namespace nh {
 namespace raymarch {
@@ -18,22 +19,6 @@ namespace {
 constexpr int kThreads = 256;
 
 inline unsigned int blocks_for(int64_t n) { return static_cast<unsigned int>((n + kThreads - 1) / kThreads); }
-
-template <typename T>
-Grid<T> make_grid(const at::Tensor& bitfield, const at::Tensor& blocks, int64_t res,
-                  const std::vector<double>& geometry) {
-  TORCH_CHECK(geometry.size() == 6, "grid geometry: expected 6 values (lo, scale)");
-  Grid<T> g;
-  g.bits = bitfield.data_ptr<uint8_t>();
-  g.blocks = blocks.defined() ? blocks.data_ptr<uint8_t>() : nullptr;
-  g.res = static_cast<int32_t>(res);
-  for (int c = 0; c < 3; ++c) {
-    g.lo[c] = static_cast<T>(geometry[c]);
-    g.scale[c] = static_cast<T>(geometry[c + 3]);
-    g.inv_scale[c] = 1.0 / static_cast<double>(g.scale[c]);
-  }
-  return g;
-}
 
 template <typename T>
 __device__ __forceinline__ Ray<T> load_ray(const T* __restrict__ o, const T* __restrict__ d,

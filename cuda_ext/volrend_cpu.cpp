@@ -46,14 +46,6 @@ void require(bool ok, const Args&... message) {
   if (!ok) throw std::invalid_argument(c10::str("volrend: ", message...));
 }
 
-bool built_with_cuda() {
-#ifdef NERFHEAD_WITH_CUDA
-  return true;
-#else
-  return false;
-#endif
-}
-
 // Every ray's samples within [0, S), so that a malformed packed_info (Python checks it fully)
 // can never make a kernel read or write out of range. Runs before the loops: they may not throw.
 void check_ray_ranges(const at::Tensor& packed_info, int64_t n_samples) {
@@ -342,7 +334,7 @@ std::vector<at::Tensor> render_backward(const at::Tensor& rgbs, const at::Tensor
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "nerfhead packed volume rendering kernels (see nerfhead/ops/volrend.py)";
-  m.attr("with_cuda") = pybind11::bool_(built_with_cuda());
+  m.attr("with_cuda") = pybind11::bool_(nh::built_with_cuda());
   m.def("transmittance", &transmittance, "(trans, alphas) of packed samples",
         pybind11::arg("sigmas"), pybind11::arg("t_starts"), pybind11::arg("t_ends"), pybind11::arg("packed_info"));
   m.def("render_forward", &render_forward, "(rgb, opacity, depth, weights) of packed samples",

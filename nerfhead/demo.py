@@ -1,7 +1,8 @@
 """``nerfhead demo``: the whole studio on the shipped sample identity.
 
-Today this processes the sample capture and writes its QA sheet; training, rendering and
-evaluation join as they land.
+Today this processes the sample capture (QA sheet), trains the quick preset (head and torso) and
+writes a preview of held-out test frames, real beside rendered; rendering new audio and the
+evaluation report join as they land.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from nerfhead.capture.summary import describe_identity
 from nerfhead.config import load_yaml
 from nerfhead.dataset import Identity
 from nerfhead.log import console, get_logger
+from nerfhead.train.data import load_training_data
+from nerfhead.train.preview import write_preview
+from nerfhead.train.run import TrainConfig, load_model, train_identity
 
 log = get_logger(__name__)
 REPO = Path(__file__).resolve().parents[1]
@@ -44,6 +48,20 @@ def run_demo(root: str | Path | None = None) -> Identity:
         process_capture(shipped / spec.capture, SAMPLE, cfg, root=root)
     times["process"] = time.perf_counter() - t0
     console.print(describe_identity(SAMPLE, root), highlight=False, markup=False, soft_wrap=True)
+
+    t0 = time.perf_counter()
+    cfg = TrainConfig.load("quick")
+    reports = train_identity(SAMPLE, "quick", root=root)
+    times["train"] = time.perf_counter() - t0
+    for r in reports:
+        console.print(f"{r.stage}: step {r.result.step}, training PSNR {r.last_metrics.get('psnr', float('nan')):.2f} dB",
+                      highlight=False)
+
+    t0 = time.perf_counter()
+    preview = ident.root / "model" / "preview.png"
+    scores = write_preview(load_model(ident, "torso"), load_training_data(ident), preview, cfg.head.sampling)
+    times["preview"] = time.perf_counter() - t0
+    console.print(f"held-out test frames, full-frame PSNR: {', '.join(f'{s:.1f}' for s in scores)} dB", highlight=False)
     console.print("demo steps: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()), highlight=False)
-    console.print(f"[green]look at[/] {ident.qa_dir / 'contact_sheet.png'} and {ident.qa_dir / 'tracks.png'}")
+    console.print(f"[green]look at[/] {ident.qa_dir / 'contact_sheet.png'}, {ident.qa_dir / 'tracks.png'} and {preview}")
     return ident

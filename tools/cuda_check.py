@@ -17,12 +17,27 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+# torch finds the toolkit through CUDA_HOME (else from nvcc's path, which fails for a /usr/local/bin link)
+if "CUDA_HOME" not in os.environ and Path("/usr/local/cuda/bin/nvcc").is_file():
+    os.environ["CUDA_HOME"] = "/usr/local/cuda"
 # Hopper (9.0) plus Ampere (8.0, runs on 8.x) and PTX for newer cards; override with the env var.
 os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0+PTX")
 
 import torch  # noqa: E402
 
 from nerfhead.ops import backend  # noqa: E402
+
+
+def cuda_library_includes() -> list[str]:
+    """Header folders of the CUDA libraries that came with torch's pip wheels (cuSPARSE, cuBLAS, ...):
+    torch's CUDA headers include them, and a toolkit with only nvcc lacks them."""
+    import site
+
+    found = set()
+    for root in site.getsitepackages():
+        for header in Path(root, "nvidia").glob("**/include/*.h"):
+            found.add(str(header.parent))
+    return sorted(found)
 
 
 def main() -> int:
@@ -32,6 +47,9 @@ def main() -> int:
     if not backend.cuda_build_possible():
         print("no CUDA compiler found (set CUDA_HOME or put nvcc on PATH)")
         return 2
+    extra = " ".join(f"-I{d}" for d in cuda_library_includes())
+    if extra:
+        os.environ["NVCC_APPEND_FLAGS"] = (os.environ.get("NVCC_APPEND_FLAGS", "") + " " + extra).strip()
     print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, archs {os.environ['TORCH_CUDA_ARCH_LIST']}, "
           f"GPU: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}")
     failed = 0

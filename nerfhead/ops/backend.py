@@ -154,6 +154,16 @@ def native(family: str) -> ModuleType | None:
         return module
 
 
+def for_device(family: str, device: torch.device):
+    """The compiled module of ``family`` when it can run on ``device``, else None (use the reference)."""
+    module = native(family)
+    if module is None or device.type == "cpu":
+        return module
+    if device.type == "cuda" and getattr(module, "with_cuda", False):
+        return module
+    return None
+
+
 def backend_name(family: str) -> str:
     """``native`` or ``reference``: what an op of ``family`` runs on now (builds if needed)."""
     return "native" if native(family) is not None else "reference"

@@ -222,15 +222,6 @@ def triplane_encode_reference(x: Tensor, tables: Tensor, cfg: HashGridConfig) ->
 # --------------------------------------------------------------------------- kernels
 
 
-def _kernels(device: torch.device):
-    """The compiled module when it can run on ``device``, else None (use the reference)."""
-    module = backend.native(FAMILY)
-    if module is None or device.type == "cpu":
-        return module
-    if device.type == "cuda" and module.built_with_cuda():
-        return module
-    return None
-
 
 def _layout(cfg: HashGridConfig, axes: tuple[tuple[int, ...], ...]) -> tuple:
     """The kernels' description of an encoding: grids, dim, flat axes, resolutions, dense flags."""
@@ -260,7 +251,7 @@ class _Encode(torch.autograd.Function):
 
 
 def _encode(x: Tensor, tables: Tensor, cfg: HashGridConfig, axes: tuple[tuple[int, ...], ...]) -> Tensor:
-    module = _kernels(x.device)
+    module = backend.for_device(FAMILY, x.device)
     if module is None:
         return _encode_reference(x, tables, cfg, axes)
     layout = _layout(cfg, axes)

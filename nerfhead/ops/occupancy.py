@@ -51,15 +51,6 @@ FAMILY = "raymarch"
 DensityFn = Callable[[Tensor], Tensor]
 
 
-def kernels(device: torch.device):
-    """The compiled 'raymarch' module when it can run on ``device``, else None (use the reference)."""
-    module = backend.native(FAMILY)
-    if module is None or device.type == "cpu":
-        return module
-    if device.type == "cuda" and module.with_cuda:
-        return module
-    return None
-
 
 @functools.lru_cache(maxsize=256)
 def as_float(value: float, dtype: torch.dtype) -> float:
@@ -241,7 +232,7 @@ class OccupancyGrid(nn.Module):
         """Is each world point (M, 3) in an occupied cell? -> bool (M,); False outside the box."""
         check_tensor("points", points, dtype=FLOATS, shape=(None, 3), device=self.bitfield.device)
         geometry = self.geometry(points.dtype)
-        module = kernels(points.device)
+        module = backend.for_device(FAMILY, points.device)
         with torch.no_grad():
             if module is None:
                 return occupied_reference(points, self.bitfield, self.resolution, geometry)
@@ -274,7 +265,7 @@ class OccupancyGrid(nn.Module):
 
     def _update(self, idx: Tensor, values: Tensor, decay: float, threshold: float) -> Tensor:
         """:meth:`update` on checked inputs (int64 unique in-range indices, float32 values)."""
-        module = kernels(self.density.device)
+        module = backend.for_device(FAMILY, self.density.device)
         if module is None:
             new_density, new_bits, thr = grid_update_reference(self.density, idx, values, decay, threshold)
             self.density.copy_(new_density)

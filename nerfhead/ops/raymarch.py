@@ -39,7 +39,8 @@ from torch import Tensor
 
 from nerfhead.log import get_logger
 from nerfhead.ops.checks import FLOATS, check_range, check_same, check_tensor
-from nerfhead.ops.occupancy import OccupancyGrid, as_float, kernels, occupied_coords_reference
+from nerfhead.ops import backend
+from nerfhead.ops.occupancy import FAMILY, OccupancyGrid, as_float, occupied_coords_reference
 
 log = get_logger(__name__)
 
@@ -127,7 +128,7 @@ def ray_aabb(origins: Tensor, dirs: Tensor, aabb: Sequence[float] | Tensor, near
     _check_rays(origins, dirs)
     _check_near(near)
     box = _box_tensor(aabb, origins)
-    module = kernels(origins.device)
+    module = backend.for_device(FAMILY, origins.device)
     with torch.no_grad():
         if module is None:
             return ray_aabb_reference(origins, dirs, box, near)
@@ -242,7 +243,7 @@ def march_rays(origins: Tensor, dirs: Tensor, t_near: Tensor, t_far: Tensor, gri
     ([0.5, 0.75], [[0, 2]])
     """
     _check_march(origins, dirs, t_near, t_far, grid, step_size, max_samples, jitter)
-    module = kernels(origins.device)
+    module = backend.for_device(FAMILY, origins.device)
     with torch.no_grad():
         if module is None:
             return march_rays_reference(origins, dirs, t_near, t_far, grid, step_size, max_samples, jitter)

@@ -123,15 +123,6 @@ def _check_samples(sigmas: Tensor, t_starts: Tensor, t_ends: Tensor, packed_info
     check_packed_info(packed_info, n)
 
 
-def _kernels(device: torch.device):
-    """The compiled module when it can run on ``device``, else None (use the reference)."""
-    module = backend.native(FAMILY)
-    if module is None or device.type == "cpu":
-        return module
-    if device.type == "cuda" and module.with_cuda:
-        return module
-    return None
-
 
 # --------------------------------------------------------------------------- references
 
@@ -243,7 +234,7 @@ def transmittance(sigmas: Tensor, t_starts: Tensor, t_ends: Tensor, packed_info:
     (tensor([1., 1., 0.]), tensor([0.0000, 1.0000, 0.6321]))
     """
     _check_samples(sigmas, t_starts, t_ends, packed_info)
-    module = _kernels(sigmas.device)
+    module = backend.for_device(FAMILY, sigmas.device)
     with torch.no_grad():
         if module is None:
             return transmittance_reference(sigmas, t_starts, t_ends, packed_info)
@@ -271,7 +262,7 @@ def volume_render(sigmas: Tensor, rgbs: Tensor, t_starts: Tensor, t_ends: Tensor
     tensor([0.6321, 0.3679])
     """
     _check_samples(sigmas, t_starts, t_ends, packed_info, rgbs)
-    module = _kernels(sigmas.device)
+    module = backend.for_device(FAMILY, sigmas.device)
     if module is None:
         return volume_render_reference(sigmas, rgbs, t_starts, t_ends, packed_info)
     if torch.is_grad_enabled() and (sigmas.requires_grad or rgbs.requires_grad):

@@ -67,3 +67,25 @@ def render_frame(model: TalkingHeadModel, c2w: np.ndarray, k: Intrinsics, backdr
         opacity[y0:y1, x0:x1] = alpha.reshape(y1 - y0, x1 - x0).numpy()
         depth[y0:y1, x0:x1] = dep.reshape(y1 - y0, x1 - x0).numpy()
     return FrameRender((out.clip(0, 1) * 255 + 0.5).astype(np.uint8), opacity, depth)
+
+
+@torch.no_grad()
+def torso_backdrop(model: TalkingHeadModel, rotation: torch.Tensor, translation: torch.Tensor, plate: np.ndarray,
+                   code: torch.Tensor | None = None, chunk: int = 65536) -> np.ndarray:
+    """(H, W, 3) uint8: the torso field for head pose (rotation (3, 3), translation (3,)) over the
+    background ``plate``; ``code`` (1, code_dim) is the torso frame code, default the neutral one."""
+    h, w = plate.shape[:2]
+    torso = model.torso
+    device = next(model.parameters()).device
+    pose = torso.anchor_positions(rotation.reshape(1, 3, 3).to(device), translation.reshape(1, 3).to(device),
+                                  model.intrinsics)
+    code = torso.neutral_code(1) if code is None else code
+    ys, xs = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
+    xy = torch.stack([(xs.reshape(-1) + 0.5) / w, (ys.reshape(-1) + 0.5) / h], -1)
+    bg = torch.from_numpy(plate.reshape(-1, 3).astype(np.float32) / 255.0).to(device)
+    out = torch.empty_like(bg)
+    for s in range(0, len(xy), chunk):
+        e = min(s + chunk, len(xy))
+        rgb, alpha = torso(xy[s:e], pose.expand(e - s, -1), code.expand(e - s, -1))
+        out[s:e] = rgb * alpha[:, None] + bg[s:e] * (1 - alpha[:, None])
+    return (out.reshape(h, w, 3).clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)

@@ -38,12 +38,13 @@ class HeadStageConfig:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
 
-def make_optimizer(model: TalkingHeadModel, cfg: HeadStageConfig) -> torch.optim.Optimizer:
-    """Adam with ER-NeRF's two learning rates: hash tables fast, networks slow."""
-    enc = list(model.field.encoding.parameters())
-    enc_ids = {id(p) for p in enc}
-    rest = [p for p in model.parameters() if id(p) not in enc_ids and p.requires_grad]
-    return torch.optim.Adam([{"params": enc, "lr": cfg.lr_encoding}, {"params": rest, "lr": cfg.lr_net}],
+def two_rate_adam(module: torch.nn.Module, tables: torch.nn.Module, lr_tables: float, lr_net: float) -> torch.optim.Optimizer:
+    """Adam with ER-NeRF's two learning rates: the hash tables of ``tables`` fast, the rest of
+    ``module``'s trainable parameters slow."""
+    enc = list(tables.parameters())
+    ids = {id(p) for p in enc}
+    rest = [p for p in module.parameters() if id(p) not in ids and p.requires_grad]
+    return torch.optim.Adam([{"params": enc, "lr": lr_tables}, {"params": rest, "lr": lr_net}],
                             betas=(0.9, 0.99), eps=1e-15)
 
 
@@ -65,7 +66,7 @@ class HeadStage:
         self.windows = data.windows.to(self.device)
         self.blink = data.blink.to(self.device)
         self.sampler = data.sampler(cfg.rays, cfg.frames_per_batch, cfg.head_fraction, seed)
-        self.optimizer = make_optimizer(model, cfg)
+        self.optimizer = two_rate_adam(model, model.field.encoding, cfg.lr_encoding, cfg.lr_net)
         self.generator = torch.Generator().manual_seed(seed + 1)
         self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
 

@@ -7,9 +7,10 @@ import torch
 
 from nerfhead.capture.segment import HEAD
 from nerfhead.eval.metrics import psnr
+from nerfhead.io.images import write_rgb
 from nerfhead.field.model import TalkingHeadModel
 from nerfhead.field.renderer import SamplingConfig
-from nerfhead.render.frame import FrameRender, render_frame
+from nerfhead.render.frame import FrameRender, render_frame, torso_backdrop
 from nerfhead.train.data import TrainingData
 
 
@@ -35,3 +36,28 @@ def head_psnr(model: TalkingHeadModel, data: TrainingData, frames: list[int], sa
         fake = render_dataset_frame(model, data, i, sampling).rgb
         values.append(psnr(real[box], fake[box]))
     return float(np.mean(values)) if values else float("nan")
+
+
+def composite_frame(model: TalkingHeadModel, data: TrainingData, i: int, sampling: SamplingConfig) -> np.ndarray:
+    """Frame ``i`` as the avatar renders it: head over the torso field over the background plate
+    (frame ``i``'s camera, audio and blink; neutral frame codes). (H, W, 3) uint8."""
+
+    backdrop = torso_backdrop(model, data.rotation[i], data.translation[i], np.asarray(data.store.background))
+    device = next(model.parameters()).device
+    cond = model.conditions(data.windows.to(device), torch.tensor([i], device=device), data.blink[[i]].to(device))
+    return render_frame(model, data.camera_to_head[i], data.intrinsics, backdrop, cond, sampling).rgb
+
+
+def write_preview(model: TalkingHeadModel, data: TrainingData, path, sampling: SamplingConfig, n: int = 3) -> list[float]:
+    """A PNG with ``n`` held-out test frames, real (left) beside the avatar's render (right);
+    returns each frame's full-frame PSNR."""
+
+    frames = data.test_frames[:: max(1, len(data.test_frames) // n)][:n]
+    rows, scores = [], []
+    for i in frames:
+        real = np.asarray(data.store.frames[i])
+        fake = composite_frame(model, data, i, sampling)
+        scores.append(psnr(real, fake))
+        rows.append(np.concatenate([real, fake], 1))
+    write_rgb(path, np.concatenate(rows, 0))
+    return scores

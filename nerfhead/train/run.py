@@ -112,26 +112,35 @@ def _start_model(name: str, ident: Identity, cfg: TrainConfig, data: TrainingDat
     return TalkingHeadModel.from_checkpoint(payload)
 
 
+def stage_payload(model: TalkingHeadModel, stage, step: int, steps: int, cfg: TrainConfig, metrics: dict) -> dict:
+    """Everything a checkpoint holds to resume a stage exactly (model, optimiser, RNGs, step)."""
+    return {**model.checkpoint_fields(), "stage": stage.state_dict(), "rng": rng_state(), "step": step,
+            "finished": step >= steps, "train_config": asdict(cfg), "metrics": metrics}
+
+
+def resume_stage(name: str, payload: dict, data: TrainingData, cfg: TrainConfig):
+    """(model, stage, steps, step) rebuilt from a checkpoint payload, random state included."""
+    model = TalkingHeadModel.from_checkpoint(payload).to(resolve_device(cfg.device))
+    stage, steps = _stage(name, model, data, cfg)
+    stage.load_state_dict(payload["stage"])
+    set_rng_state(payload["rng"])
+    return model, stage, steps, int(payload["step"])
+
+
 def train_stage(name: str, ident: Identity, cfg: TrainConfig, data: TrainingData, deadline: float | None = None,
                 until_step: int | None = None) -> StageReport:
     """Run (or continue) one stage until done, out of time (``deadline``, a time.monotonic() value)
     or interrupted. ``until_step`` stops early at that step (the schedule still follows the
     stage's configured steps)."""
     torch.manual_seed(cfg.seed)
-    device = resolve_device(cfg.device)
     path = checkpoint_path(ident, name)
     start = 0
     if path.is_file():
-        payload = load_checkpoint(path)
-        model = TalkingHeadModel.from_checkpoint(payload).to(device)
-        stage, steps = _stage(name, model, data, cfg)
-        stage.load_state_dict(payload["stage"])
-        set_rng_state(payload["rng"])
-        start = int(payload["step"])
+        model, stage, steps, start = resume_stage(name, load_checkpoint(path), data, cfg)
         if start < steps:
             log.info("resuming the %s stage at step %d of %d", name, start, steps)
     else:
-        model = _start_model(name, ident, cfg, data).to(device)
+        model = _start_model(name, ident, cfg, data).to(resolve_device(cfg.device))
         stage, steps = _stage(name, model, data, cfg)
     model.train()
     last: dict = {}
@@ -142,9 +151,7 @@ def train_stage(name: str, ident: Identity, cfg: TrainConfig, data: TrainingData
         return last
 
     def save_fn(step: int) -> None:
-        save_checkpoint(path, {**model.checkpoint_fields(), "stage": stage.state_dict(), "rng": rng_state(),
-                               "step": step, "finished": step >= steps, "train_config": asdict(cfg),
-                               "metrics": last})
+        save_checkpoint(path, stage_payload(model, stage, step, steps, cfg, last))
 
     def log_fn(step: int, metrics: dict) -> None:
         log.info("%s step %d: %s", name, step, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))

@@ -20,7 +20,7 @@ from nerfhead.field.model import TalkingHeadModel
 from nerfhead.field.renderer import SamplingConfig, render_rays
 from nerfhead.train.batches import RayBatch
 from nerfhead.train.data import TrainingData
-from nerfhead.train.head_stage import lr_factor
+from nerfhead.train.head_stage import lr_factor, two_rate_adam
 
 
 @dataclass
@@ -59,11 +59,7 @@ class TorsoStage:
         torso = model.torso
         for p in torso.parameters():
             p.requires_grad_(True)
-        grids = list(torso.grid.parameters())
-        ids = {id(p) for p in grids}
-        rest = [p for p in torso.parameters() if id(p) not in ids]
-        self.optimizer = torch.optim.Adam([{"params": grids, "lr": cfg.lr_encoding}, {"params": rest, "lr": cfg.lr_net}],
-                                          betas=(0.9, 0.99), eps=1e-15)
+        self.optimizer = two_rate_adam(torso, torso.grid, cfg.lr_encoding, cfg.lr_net)
         self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
         self.plate = torch.from_numpy(np.asarray(data.store.background, np.float32) / 255.0).to(self.device)
         self.windows = data.windows.to(self.device)

@@ -1,4 +1,5 @@
-"""Training really learns on the shipped sample, and a resumed run continues exactly."""
+"""Training really learns on the shipped sample, a resumed run continues exactly, and the torso
+stage (head frozen) improves the whole composited frame."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import torch
 
 from nerfhead.dataset import Identity
 from nerfhead.train.data import load_training_data
-from nerfhead.train.preview import head_psnr
-from nerfhead.train.run import TrainConfig, checkpoint_path, load_model, new_model, train_stage
+from nerfhead.train.preview import head_psnr, write_preview
+from nerfhead.train.checkpoint import load_checkpoint, save_checkpoint
+from nerfhead.train.run import (TrainConfig, checkpoint_path, load_model, new_model, resume_stage, stage_payload,
+                                train_stage)
 
 STEPS = 400
 
@@ -20,6 +23,8 @@ def trained(sample_identity, tmp_path_factory):
     data = load_training_data(sample_identity)
     ident = Identity("run", tmp_path_factory.mktemp("trained"))  # where the checkpoints go
     cfg = TrainConfig.load("quick")
+    cfg.head.steps = STEPS + 1  # the resume test below finishes the head stage
+    cfg.torso.steps = 200
     torch.manual_seed(0)
     untrained = new_model(cfg, data)
     report = train_stage("head", ident, cfg, data, until_step=STEPS)
@@ -39,10 +44,34 @@ def test_training_learns(trained):
 
 def test_resume_continues_at_the_same_step_with_the_same_loss(trained, tmp_path):
     ident, data, cfg, _, _ = trained
-    # a second run trained straight to STEPS + 1 ...
-    straight = Identity("straight", tmp_path)
-    s = train_stage("head", straight, cfg, data, until_step=STEPS + 1)
-    # ... and the first one, stopped at STEPS and resumed for one more step
+    # the stage stopped at STEPS; a later run picks it up there
     r = train_stage("head", ident, cfg, data, until_step=STEPS + 1)
-    assert r.result.step == STEPS + 1 and s.result.step == STEPS + 1
-    assert np.isclose(r.last_metrics["loss"], s.last_metrics["loss"], rtol=1e-5, atol=0), (r.last_metrics, s.last_metrics)
+    assert r.result.step == STEPS + 1 and r.result.finished
+    # and a resumed stage computes exactly the step the uninterrupted run computes next
+    model, stage, steps, step = resume_stage("head", load_checkpoint(checkpoint_path(ident, "head")), data, cfg)
+    for _ in range(3):
+        stage.step(step)
+        step += 1
+    save_checkpoint(tmp_path / "mid.pt", stage_payload(model, stage, step, steps, cfg, {}))
+    live = stage.step(step)
+    _, resumed_stage, _, resumed_step = resume_stage("head", load_checkpoint(tmp_path / "mid.pt"), data, cfg)
+    assert resumed_step == step
+    resumed = resumed_stage.step(resumed_step)
+    assert resumed["loss"] == live["loss"] and resumed["samples_per_ray"] == live["samples_per_ray"], (live, resumed)
+
+
+def test_torso_stage_improves_the_composited_frame(trained):
+    ident, data, cfg, _, _ = trained
+    train_stage("head", ident, cfg, data)  # finish the head (no-op if the resume test did)
+    head_only = load_model(ident, "head")
+    frames = data.test_frames[:2]
+    before = np.mean(write_preview(head_only, data, ident.root / "before.png", cfg.head.sampling, n=2))
+    report = train_stage("torso", ident, cfg, data)
+    assert report.result.finished and checkpoint_path(ident, "torso").is_file()
+    model = load_model(ident, "torso")
+    # the head is frozen in the torso stage
+    for (name, a), b in zip(head_only.field.state_dict().items(), model.field.state_dict().values()):
+        assert torch.equal(a, b), name
+    after = np.mean(write_preview(model, data, ident.root / "after.png", cfg.head.sampling, n=2))
+    assert after > before + 2.0, (before, after)
+    assert len(frames) == 2
