@@ -11,6 +11,7 @@
 #include <c10/cuda/CUDAGuard.h>
 
 #include "hashgrid.h"
+#include "cuda_launch.h"
 
 namespace nh {
 namespace hashgrid {
@@ -18,16 +19,10 @@ namespace {
 
 constexpr int kThreads = 256;
 
-inline unsigned int blocks_for(int64_t n) { return static_cast<unsigned int>((n + kThreads - 1) / kThreads); }
-
-__device__ __forceinline__ int64_t point_index() {
-  return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-}
-
 template <typename T, int D, int F>
 __global__ void forward_kernel(Params p, int64_t n, const T* __restrict__ x, const T* __restrict__ table,
                                T* __restrict__ out) {
-  const int64_t i = point_index();
+  const int64_t i = nh::global_index();
   if (i >= n) return;
   const int32_t u = blockIdx.y, g = u / p.levels, l = u % p.levels;
   encode_point<T, D, F>(x + i * p.in_dim, p.axes[g], p.res[l], p.dense[l] != 0, p.table_size - 1,
@@ -37,7 +32,7 @@ __global__ void forward_kernel(Params p, int64_t n, const T* __restrict__ x, con
 template <typename T, int D, int F>
 __global__ void backward_table_kernel(Params p, int64_t n, const T* __restrict__ x, const T* __restrict__ grad_out,
                                       T* __restrict__ grad_table) {
-  const int64_t i = point_index();
+  const int64_t i = nh::global_index();
   if (i >= n) return;
   const int32_t u = blockIdx.y, g = u / p.levels, l = u % p.levels;
   encode_point_backward_table<T, D, F, true>(x + i * p.in_dim, p.axes[g], p.res[l], p.dense[l] != 0,
@@ -48,7 +43,7 @@ __global__ void backward_table_kernel(Params p, int64_t n, const T* __restrict__
 template <typename T, int D, int F>
 __global__ void backward_x_kernel(Params p, int64_t n, const T* __restrict__ x, const T* __restrict__ table,
                                   const T* __restrict__ grad_out, T* __restrict__ grad_x) {
-  const int64_t i = point_index();
+  const int64_t i = nh::global_index();
   if (i >= n) return;
   T gx[kMaxInDim];  // in_dim <= kMaxInDim, checked on the host
 #pragma unroll
@@ -63,7 +58,7 @@ __global__ void backward_x_kernel(Params p, int64_t n, const T* __restrict__ x, 
   for (int a = 0; a < p.in_dim; ++a) grad_x[i * p.in_dim + a] = gx[a];
 }
 
-dim3 unit_grid(const Params& p, int64_t n) { return dim3(blocks_for(n), static_cast<unsigned int>(p.units())); }
+dim3 unit_grid(const Params& p, int64_t n) { return dim3(nh::blocks_for(n, kThreads), static_cast<unsigned int>(p.units())); }
 
 }  // namespace
 
@@ -107,7 +102,7 @@ void encode_backward_x_cuda(const Params& p, const at::Tensor& x, const at::Tens
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "hashgrid_backward_x_cuda", [&] {
     dispatch_dims(p, [&](auto d, auto f) {
       constexpr int D = decltype(d)::value, F = decltype(f)::value;
-      backward_x_kernel<scalar_t, D, F><<<blocks_for(n), kThreads, 0, stream>>>(
+      backward_x_kernel<scalar_t, D, F><<<nh::blocks_for(n, kThreads), kThreads, 0, stream>>>(
           p, n, x.data_ptr<scalar_t>(), table.data_ptr<scalar_t>(), grad_out.data_ptr<scalar_t>(),
           grad_x.data_ptr<scalar_t>());
       C10_CUDA_KERNEL_LAUNCH_CHECK();

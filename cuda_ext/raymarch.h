@@ -225,6 +225,21 @@ struct Ray {
   T t_near, t_far, jitter, step;
 };
 
+// Ray ``i`` of the packed input arrays (origins and directions (N, 3); jitter may be null).
+template <typename T>
+NH_HD Ray<T> load_ray(const T* o, const T* d, const T* tn, const T* tf, const T* jitter, T step, int64_t i) {
+  Ray<T> r;
+  for (int c = 0; c < 3; ++c) {
+    r.o[c] = o[3 * i + c];
+    r.d[c] = d[3 * i + c];
+  }
+  r.t_near = tn[i];
+  r.t_far = tf[i];
+  r.jitter = jitter != nullptr ? jitter[i] : T(0);
+  r.step = step;
+  return r;
+}
+
 // Candidate k covers [t_near + (k + j) step, t_near + (k + 1 + j) step], its end clipped to t_far.
 template <typename T>
 NH_HD void candidate(const Ray<T>& r, int64_t k, T* t0, T* t1) {

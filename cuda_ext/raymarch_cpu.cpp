@@ -84,20 +84,6 @@ at::Tensor block_flags(const at::Tensor& bitfield, int64_t res) {
   return blocks;
 }
 
-template <typename T>
-rm::Ray<T> load_ray(const T* o, const T* d, const T* tn, const T* tf, const T* jitter, T step, int64_t i) {
-  rm::Ray<T> r;
-  for (int c = 0; c < 3; ++c) {
-    r.o[c] = o[3 * i + c];
-    r.d[c] = d[3 * i + c];
-  }
-  r.t_near = tn[i];
-  r.t_far = tf[i];
-  r.jitter = jitter != nullptr ? jitter[i] : T(0);
-  r.step = step;
-  return r;
-}
-
 constexpr int64_t kRayGrain = 64;
 constexpr int64_t kCellGrain = 4096;
 
@@ -158,7 +144,7 @@ std::vector<at::Tensor> march_rays(const at::Tensor& origins, const at::Tensor& 
     // Pass 1: samples per ray (into packed_info[:, 1]) and each ray's first sampled candidate.
     at::parallel_for(0, n, kRayGrain, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
-        const rm::Ray<scalar_t> r = load_ray(o, d, tn, tf, jp, dt, i);
+        const rm::Ray<scalar_t> r = rm::load_ray(o, d, tn, tf, jp, dt, i);
         info[2 * i + 1] = rm::march_ray<scalar_t>(r, g, 0, max_samples, i, kf + i, nullptr, nullptr, nullptr);
       }
     });
@@ -180,7 +166,7 @@ std::vector<at::Tensor> march_rays(const at::Tensor& origins, const at::Tensor& 
         const int64_t count = info[2 * i + 1];
         if (count == 0) continue;
         const int64_t off = info[2 * i];
-        const rm::Ray<scalar_t> r = load_ray(o, d, tn, tf, jp, dt, i);
+        const rm::Ray<scalar_t> r = rm::load_ray(o, d, tn, tf, jp, dt, i);
         rm::march_ray<scalar_t>(r, g, kf[i], count, i, nullptr, ts + off, te + off, ri + off);
       }
     });

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "raymarch.h"
+#include "cuda_launch.h"
 #include "raymarch_grid.h"
 
 namespace nh {
@@ -18,28 +19,10 @@ namespace {
 
 constexpr int kThreads = 256;
 
-inline unsigned int blocks_for(int64_t n) { return static_cast<unsigned int>((n + kThreads - 1) / kThreads); }
-
-template <typename T>
-__device__ __forceinline__ Ray<T> load_ray(const T* __restrict__ o, const T* __restrict__ d,
-                                           const T* __restrict__ tn, const T* __restrict__ tf,
-                                           const T* __restrict__ jitter, T step, int64_t i) {
-  Ray<T> r;
-  for (int c = 0; c < 3; ++c) {
-    r.o[c] = o[3 * i + c];
-    r.d[c] = d[3 * i + c];
-  }
-  r.t_near = tn[i];
-  r.t_far = tf[i];
-  r.jitter = jitter != nullptr ? jitter[i] : T(0);
-  r.step = step;
-  return r;
-}
-
 template <typename T>
 __global__ void ray_aabb_kernel(int64_t n, const T* __restrict__ o, const T* __restrict__ d,
                                 const T* __restrict__ box, T near, T* __restrict__ t_near, T* __restrict__ t_far) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t i = nh::global_index();
   if (i >= n) return;
   ray_aabb(o + 3 * i, d + 3 * i, box, near, t_near + i, t_far + i);
 }
@@ -50,7 +33,7 @@ __global__ void march_count_kernel(int64_t n, const T* __restrict__ o, const T* 
                                    const T* __restrict__ tn, const T* __restrict__ tf, const T* __restrict__ jitter,
                                    T step, Grid<T> g, int64_t max_samples, int64_t* __restrict__ info,
                                    int64_t* __restrict__ k_first) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t i = nh::global_index();
   if (i >= n) return;
   const Ray<T> r = load_ray(o, d, tn, tf, jitter, step, i);
   int64_t first = 0;
@@ -65,7 +48,7 @@ __global__ void march_write_kernel(int64_t n, const T* __restrict__ o, const T* 
                                    T step, Grid<T> g, const int64_t* __restrict__ info,
                                    const int64_t* __restrict__ k_first, T* __restrict__ t_starts,
                                    T* __restrict__ t_ends, int64_t* __restrict__ ray_indices) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t i = nh::global_index();
   if (i >= n) return;
   const int64_t count = info[2 * i + 1];
   if (count == 0) return;
@@ -76,7 +59,7 @@ __global__ void march_write_kernel(int64_t n, const T* __restrict__ o, const T* 
 
 __global__ void grid_scatter_kernel(int64_t m, float* __restrict__ density, const int64_t* __restrict__ indices,
                                     const float* __restrict__ values, float decay) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t i = nh::global_index();
   if (i >= m) return;
   update_cell(density, indices[i], values[i], decay);
 }
@@ -85,7 +68,7 @@ __global__ void grid_scatter_kernel(int64_t m, float* __restrict__ density, cons
 __global__ void grid_pack_kernel(int64_t n_bytes, const float* __restrict__ density, uint8_t* __restrict__ bits,
                                  const double* __restrict__ sum, int64_t n_cells, float cap,
                                  float* __restrict__ threshold_out) {
-  const int64_t b = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t b = nh::global_index();
   if (b >= n_bytes) return;
   const float thr = grid_threshold(*sum, n_cells, cap);
   if (b == 0) *threshold_out = thr;
@@ -94,14 +77,14 @@ __global__ void grid_pack_kernel(int64_t n_bytes, const float* __restrict__ dens
 
 __global__ void block_flags_kernel(int64_t n_blocks, const uint8_t* __restrict__ bits, int32_t res,
                                    uint8_t* __restrict__ blocks) {
-  const int64_t b = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t b = nh::global_index();
   if (b >= n_blocks) return;
   blocks[b] = block_flag(bits, res, b);
 }
 
 template <typename T>
 __global__ void occupied_kernel(int64_t n, const T* __restrict__ points, Grid<T> g, bool* __restrict__ out) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t i = nh::global_index();
   if (i >= n) return;
   out[i] = occupied_at(g, points + 3 * i);
 }
@@ -117,7 +100,7 @@ std::vector<at::Tensor> ray_aabb_cuda(const at::Tensor& origins, const at::Tenso
   if (n == 0) return {t_near, t_far};
   cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(origins.scalar_type(), "ray_aabb_cuda", [&] {
-    ray_aabb_kernel<scalar_t><<<blocks_for(n), kThreads, 0, stream>>>(
+    ray_aabb_kernel<scalar_t><<<nh::blocks_for(n, kThreads), kThreads, 0, stream>>>(
         n, origins.data_ptr<scalar_t>(), dirs.data_ptr<scalar_t>(), aabb.data_ptr<scalar_t>(),
         static_cast<scalar_t>(near), t_near.data_ptr<scalar_t>(), t_far.data_ptr<scalar_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -144,13 +127,13 @@ std::vector<at::Tensor> march_rays_cuda(const at::Tensor& origins, const at::Ten
   if (res % kBlock == 0) {
     const int64_t nb = res / kBlock;
     blocks = at::empty({nb * nb * nb}, bitfield.options());
-    block_flags_kernel<<<blocks_for(blocks.numel()), kThreads, 0, stream>>>(
+    block_flags_kernel<<<nh::blocks_for(blocks.numel(), kThreads), kThreads, 0, stream>>>(
         blocks.numel(), bitfield.data_ptr<uint8_t>(), static_cast<int32_t>(res), blocks.data_ptr<uint8_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
   AT_DISPATCH_FLOATING_TYPES(origins.scalar_type(), "march_count_cuda", [&] {
     const scalar_t* jp = jitter.defined() ? jitter.data_ptr<scalar_t>() : nullptr;
-    march_count_kernel<scalar_t><<<blocks_for(n), kThreads, 0, stream>>>(
+    march_count_kernel<scalar_t><<<nh::blocks_for(n, kThreads), kThreads, 0, stream>>>(
         n, origins.data_ptr<scalar_t>(), dirs.data_ptr<scalar_t>(), t_near.data_ptr<scalar_t>(),
         t_far.data_ptr<scalar_t>(), jp, static_cast<scalar_t>(step),
         make_grid<scalar_t>(bitfield, blocks, res, geometry), max_samples, packed_info.data_ptr<int64_t>(),
@@ -168,7 +151,7 @@ std::vector<at::Tensor> march_rays_cuda(const at::Tensor& origins, const at::Ten
   if (total == 0) return {ray_indices, t_starts, t_ends, packed_info};
   AT_DISPATCH_FLOATING_TYPES(origins.scalar_type(), "march_write_cuda", [&] {
     const scalar_t* jp = jitter.defined() ? jitter.data_ptr<scalar_t>() : nullptr;
-    march_write_kernel<scalar_t><<<blocks_for(n), kThreads, 0, stream>>>(
+    march_write_kernel<scalar_t><<<nh::blocks_for(n, kThreads), kThreads, 0, stream>>>(
         n, origins.data_ptr<scalar_t>(), dirs.data_ptr<scalar_t>(), t_near.data_ptr<scalar_t>(),
         t_far.data_ptr<scalar_t>(), jp, static_cast<scalar_t>(step),
         make_grid<scalar_t>(bitfield, blocks, res, geometry), packed_info.data_ptr<int64_t>(),
@@ -185,7 +168,7 @@ at::Tensor grid_update_cuda(at::Tensor density, at::Tensor bitfield, const at::T
   cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   const int64_t m = indices.numel();
   if (m > 0) {
-    grid_scatter_kernel<<<blocks_for(m), kThreads, 0, stream>>>(m, density.data_ptr<float>(),
+    grid_scatter_kernel<<<nh::blocks_for(m, kThreads), kThreads, 0, stream>>>(m, density.data_ptr<float>(),
                                                                  indices.data_ptr<int64_t>(),
                                                                  values.data_ptr<float>(), static_cast<float>(decay));
     C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -193,7 +176,7 @@ at::Tensor grid_update_cuda(at::Tensor density, at::Tensor bitfield, const at::T
   const at::Tensor sum = at::sum(density, at::kDouble);  // on the device, ordered after the scatter
   at::Tensor thr = at::empty({}, density.options());
   const int64_t n_bytes = bitfield.numel();
-  grid_pack_kernel<<<blocks_for(n_bytes), kThreads, 0, stream>>>(
+  grid_pack_kernel<<<nh::blocks_for(n_bytes, kThreads), kThreads, 0, stream>>>(
       n_bytes, density.data_ptr<float>(), bitfield.data_ptr<uint8_t>(), sum.data_ptr<double>(), density.numel(),
       static_cast<float>(threshold), thr.data_ptr<float>());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -208,7 +191,7 @@ at::Tensor occupied_cuda(const at::Tensor& points, const at::Tensor& bitfield, i
   if (n == 0) return out;
   cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "occupied_cuda", [&] {
-    occupied_kernel<scalar_t><<<blocks_for(n), kThreads, 0, stream>>>(
+    occupied_kernel<scalar_t><<<nh::blocks_for(n, kThreads), kThreads, 0, stream>>>(
         n, points.data_ptr<scalar_t>(), make_grid<scalar_t>(bitfield, at::Tensor(), res, geometry),
         out.data_ptr<bool>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();

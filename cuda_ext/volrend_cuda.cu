@@ -7,18 +7,13 @@
 #include <c10/cuda/CUDAGuard.h>
 
 #include "volrend.h"
+#include "cuda_launch.h"
 
 namespace nh {
 namespace volrend {
 namespace {
 
 constexpr int kThreads = 128;
-
-inline unsigned int blocks_for(int64_t n) { return static_cast<unsigned int>((n + kThreads - 1) / kThreads); }
-
-__device__ __forceinline__ int64_t ray_index() {
-  return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-}
 
 template <typename T>
 const T* ptr_or_null(const at::Tensor& t) {
@@ -33,7 +28,7 @@ template <typename T>
 __global__ void transmittance_kernel(int64_t n_rays, const int64_t* __restrict__ info, const T* __restrict__ sigma,
                                      const T* __restrict__ t0, const T* __restrict__ t1, T* __restrict__ trans,
                                      T* __restrict__ alpha) {
-  const int64_t r = ray_index();
+  const int64_t r = nh::global_index();
   if (r >= n_rays) return;
   const int64_t o = info[2 * r], n = info[2 * r + 1];
   if (n <= 0) return;
@@ -46,7 +41,7 @@ __global__ void render_forward_kernel(int64_t n_rays, int64_t C, const int64_t* 
                                       const T* __restrict__ t0, const T* __restrict__ t1, T* __restrict__ weights,
                                       T* __restrict__ out_rgb, T* __restrict__ out_opacity,
                                       T* __restrict__ out_depth) {
-  const int64_t r = ray_index();
+  const int64_t r = nh::global_index();
   if (r >= n_rays) return;
   const int64_t n = info[2 * r + 1] > 0 ? info[2 * r + 1] : 0;
   const int64_t o = n > 0 ? info[2 * r] : 0;  // an empty ray's offset is never used
@@ -61,7 +56,7 @@ __global__ void render_backward_kernel(int64_t n_rays, int64_t C, const int64_t*
                                        const T* __restrict__ g_rgb, const T* __restrict__ g_opacity,
                                        const T* __restrict__ g_depth, const T* __restrict__ g_weights,
                                        T* __restrict__ grad_sigma, T* __restrict__ grad_rgb) {
-  const int64_t r = ray_index();
+  const int64_t r = nh::global_index();
   if (r >= n_rays) return;
   const int64_t o = info[2 * r], n = info[2 * r + 1];
   if (n <= 0) return;
@@ -80,7 +75,7 @@ void transmittance_cuda(const at::Tensor& sigmas, const at::Tensor& t_starts, co
   const c10::cuda::CUDAGuard guard(sigmas.device());
   cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(sigmas.scalar_type(), "volrend_transmittance_cuda", [&] {
-    transmittance_kernel<scalar_t><<<blocks_for(n_rays), kThreads, 0, stream>>>(
+    transmittance_kernel<scalar_t><<<nh::blocks_for(n_rays, kThreads), kThreads, 0, stream>>>(
         n_rays, packed_info.data_ptr<int64_t>(), sigmas.data_ptr<scalar_t>(), t_starts.data_ptr<scalar_t>(),
         t_ends.data_ptr<scalar_t>(), trans.data_ptr<scalar_t>(), alphas.data_ptr<scalar_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -97,7 +92,7 @@ void render_forward_cuda(const at::Tensor& sigmas, const at::Tensor& rgbs, const
   AT_DISPATCH_FLOATING_TYPES(sigmas.scalar_type(), "volrend_render_forward_cuda", [&] {
     dispatch_channels(C, [&](auto channels) {
       constexpr int kC = decltype(channels)::value;
-      render_forward_kernel<scalar_t, kC><<<blocks_for(n_rays), kThreads, 0, stream>>>(
+      render_forward_kernel<scalar_t, kC><<<nh::blocks_for(n_rays, kThreads), kThreads, 0, stream>>>(
           n_rays, C, packed_info.data_ptr<int64_t>(), sigmas.data_ptr<scalar_t>(), rgbs.data_ptr<scalar_t>(),
           t_starts.data_ptr<scalar_t>(), t_ends.data_ptr<scalar_t>(), weights.data_ptr<scalar_t>(),
           rgb.data_ptr<scalar_t>(), opacity.data_ptr<scalar_t>(), depth.data_ptr<scalar_t>());
@@ -118,7 +113,7 @@ void render_backward_cuda(const at::Tensor& rgbs, const at::Tensor& t_starts, co
   AT_DISPATCH_FLOATING_TYPES(weights.scalar_type(), "volrend_render_backward_cuda", [&] {
     dispatch_channels(C, [&](auto channels) {
       constexpr int kC = decltype(channels)::value;
-      render_backward_kernel<scalar_t, kC><<<blocks_for(n_rays), kThreads, 0, stream>>>(
+      render_backward_kernel<scalar_t, kC><<<nh::blocks_for(n_rays, kThreads), kThreads, 0, stream>>>(
           n_rays, C, packed_info.data_ptr<int64_t>(), rgbs.data_ptr<scalar_t>(), t_starts.data_ptr<scalar_t>(),
           t_ends.data_ptr<scalar_t>(), weights.data_ptr<scalar_t>(), ptr_or_null<scalar_t>(grad_rgb),
           ptr_or_null<scalar_t>(grad_opacity), ptr_or_null<scalar_t>(grad_depth),
