@@ -82,7 +82,7 @@ def demo(
 def train(
     identity: str = typer.Argument(..., help="Identity name (processed with `nerfhead process`)."),
     config: Optional[str] = typer.Option(None, "--config", "-c", help="Preset (quick, cpu, full) or YAML file; default cpu."),
-    stage: Optional[str] = typer.Option(None, "--stage", help="Run only this stage (head or torso)."),
+    stage: Optional[str] = typer.Option(None, "--stage", help="Run only this stage (head, lips or torso)."),
     minutes: Optional[float] = typer.Option(None, "--minutes", help="Stop after this many minutes (resumable)."),
     root: Optional[Path] = typer.Option(None, help="Identities folder."),
 ) -> None:

@@ -32,6 +32,7 @@ class TrainingData:
     rotation: torch.Tensor  # (n_frames, 3, 3) float32 head -> camera
     translation: torch.Tensor  # (n_frames, 3) float32 metres
     aabb: np.ndarray  # (2, 3) head box in the head frame
+    lip_points: np.ndarray  # (n_frames, 40, 2) tracked lip landmarks in pixels (NaN without a face)
 
     @property
     def n_frames(self) -> int:
@@ -41,6 +42,18 @@ class TrainingData:
         """(H, W, 3) uint8 what is behind the head in frame ``i``: its real torso, else the plate."""
         torso = (self.store.labels[i] == TORSO)[..., None]
         return np.where(torso, self.store.frames[i], self.store.background)
+
+    def mouth_box(self, i: int, size: int) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1): a ``size``-pixel square around frame ``i``'s tracked lips, inside the image."""
+        lips = self.lip_points[i]
+        h, w = self.store.height, self.store.width
+        if np.isfinite(lips).all():
+            cx, cy = (int(v) for v in lips.mean(0))
+        else:
+            cx, cy = w // 2, int(h * 0.65)
+        x0 = int(np.clip(cx - size // 2, 0, max(w - size, 0)))
+        y0 = int(np.clip(cy - size // 2, 0, max(h - size, 0)))
+        return x0, y0, min(x0 + size, w), min(y0 + size, h)
 
     def sampler(self, rays: int, frames_per_batch: int, head_fraction: float, seed: int,
                 focus: int = HEAD) -> RaySampler:
@@ -64,4 +77,5 @@ def load_training_data(ident: Identity) -> TrainingData:
         train_frames=list(m["split"]["train"]), test_frames=list(m["split"]["test"]), windows=windows,
         features=torch.from_numpy(np.asarray(feats.features, np.float32)), feature_spec=feats.spec.to_dict(),
         blink=blink, rotation=torch.from_numpy(np.nan_to_num(tracks["rotation"]).astype(np.float32)),
-        translation=torch.from_numpy(np.nan_to_num(tracks["translation"]).astype(np.float32)), aabb=head_box(tracks["canonical_shape"]).astype(np.float32))
+        translation=torch.from_numpy(np.nan_to_num(tracks["translation"]).astype(np.float32)), aabb=head_box(tracks["canonical_shape"]).astype(np.float32),
+        lip_points=tracks["landmarks"][:, tracks["lip_ids"], :2].astype(np.float32))

@@ -4,7 +4,9 @@ Each step draws rays from a few training frames (mostly on the head), conditions
 frame's audio window, blink value and per-frame code, renders them through the occupancy grid
 and composites them over the colour behind the head (real torso or background plate), as
 ER-NeRF does. Loss: photometric MSE, plus a small entropy term that pushes the head's opacity
-to 0 or 1 and a penalty on audio attention away from the lower face (ambient audio).
+to 0 or 1, a penalty on head opacity where the masks say torso or background (the torso field
+owns the neck and collar, so no second chin or seam), and a penalty on audio attention off the
+head (ambient audio).
 """
 
 from __future__ import annotations
@@ -34,8 +36,23 @@ class HeadStageConfig:
     grid_decay: float = 0.95
     density_threshold: float = 10.0
     entropy_weight: float = 1e-4
+    off_head_alpha_weight: float = 1e-3  # head opacity on pixels the masks call torso/background (ramped in)
     ambient_weight: float = 1e-4
+    lips_every: int = 0  # every n-th step renders the whole mouth square instead (lips fine-tune; 0 = off)
+    lips_size: float = 0.14  # the mouth square's side, as a fraction of the image width
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+
+
+@dataclass
+class LipsStageConfig(HeadStageConfig):
+    """The lips fine-tune: the head stage again, gentler, with every other step on the mouth."""
+
+    steps: int = 500
+    lr_encoding: float = 3e-3
+    lr_net: float = 3e-4
+    lr_final_ratio: float = 0.1
+    grid_warmup_steps: int = 0
+    lips_every: int = 2
 
 
 def two_rate_adam(module: torch.nn.Module, tables: torch.nn.Module, lr_tables: float, lr_net: float) -> torch.optim.Optimizer:
@@ -84,12 +101,22 @@ class HeadStage:
                                                  decay=self.cfg.grid_decay, threshold=self.cfg.density_threshold,
                                                  warmup_steps=self.cfg.grid_warmup_steps)
 
+    def _batch(self, step: int):
+        """Random rays around the head, or (lips fine-tune) every pixel of a mouth square."""
+        cfg = self.cfg
+        if cfg.lips_every and step % cfg.lips_every == 0:
+            frames = self.data.train_frames
+            i = frames[int(self.sampler.rng.integers(len(frames)))]
+            size = max(8, int(round(cfg.lips_size * self.data.store.width)))
+            return self.sampler.rect(i, *self.data.mouth_box(i, size))
+        return self.sampler.sample()
+
     def step(self, step: int) -> dict[str, float]:
         cfg, model = self.cfg, self.model
         for g, base in zip(self.optimizer.param_groups, self.base_lrs):
             g["lr"] = base * lr_factor(step, cfg.steps, cfg.lr_final_ratio)
         self.update_grid(step)
-        batch = self.sampler.sample().to(self.device)
+        batch = self._batch(step).to(self.device)
         frame_codes = model.field.frame_codes(batch.frame)
         cond = model.conditions(self.windows, batch.frame, self.blink[batch.frame], frame_codes)
         jitter = torch.rand(len(batch), generator=self.generator).to(self.device)
@@ -97,11 +124,17 @@ class HeadStage:
                           jitter=jitter)
         mse = torch.mean((out.rgb - batch.target) ** 2)
         loss = mse + cfg.entropy_weight * entropy(out.opacity)
+        ramp = min(1.0, step / max(cfg.steps * 0.5, 1))  # regularisers grow in once the head has formed
+        if cfg.off_head_alpha_weight > 0:
+            # the head must not paint the collar or the background: that is the torso's and the
+            # plate's job, and a head that does leaves a seam or a second chin once the torso moves
+            off = batch.label != HEAD
+            if off.any():
+                loss = loss + cfg.off_head_alpha_weight * ramp * out.opacity[off].mean()
         if cfg.ambient_weight > 0 and out.n_samples:
             # audio attention should be small where nothing moves with speech: on rays off the head mask
             off_head = (batch.label != HEAD)[out.ray_indices]
             if off_head.any():
-                ramp = min(1.0, step / max(cfg.steps * 0.5, 1))
                 loss = loss + cfg.ambient_weight * ramp * out.audio_attention[off_head].abs().mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

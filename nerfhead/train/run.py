@@ -1,7 +1,8 @@
 """``nerfhead train``: run the training stages of an identity, resumably.
 
-Stages: ``head`` (the audio-conditioned head field) then ``torso`` (the 2D torso field, head frozen).
-Checkpoints live in ``identities/NAME/model/``: ``head.pt``, ``torso.pt`` (written every few hundred steps and
+Stages: ``head`` (the audio-conditioned head field), ``lips`` (the head fine-tuned with every other
+step on the whole mouth square) and ``torso`` (the 2D torso field, head frozen). Checkpoints live in
+``identities/NAME/model/``: ``head.pt``, ``lips.pt``, ``torso.pt`` (written every few hundred steps and
 whenever the stage stops: done, out of time or Ctrl-C). Running ``train`` again continues the
 unfinished stage from its last checkpoint at the same step with the same state.
 """
@@ -9,7 +10,7 @@ unfinished stage from its last checkpoint at the same step with the same state.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -21,13 +22,14 @@ from nerfhead.field.model import ModelConfig, ModelMeta, TalkingHeadModel
 from nerfhead.log import get_logger
 from nerfhead.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from nerfhead.train.data import TrainingData, load_training_data
-from nerfhead.train.head_stage import HeadStage, HeadStageConfig
+from nerfhead.train.head_stage import HeadStage, HeadStageConfig, LipsStageConfig
 from nerfhead.train.torso_stage import TorsoStage, TorsoStageConfig
 from nerfhead.train.loop import LoopResult, run_loop
+from nerfhead.train.monitor import TrainingMonitor
 
 log = get_logger(__name__)
 
-STAGES = ("head", "torso")
+STAGES = ("head", "lips", "torso")
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -35,12 +37,15 @@ REPO = Path(__file__).resolve().parents[2]
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     head: HeadStageConfig = field(default_factory=HeadStageConfig)
+    lips: LipsStageConfig = field(default_factory=LipsStageConfig)
     torso: TorsoStageConfig = field(default_factory=TorsoStageConfig)
     seed: int = 0
     threads: int = 0  # torch threads (0 = torch's default: all cores)
     device: str = "auto"  # auto (cuda if available, else cpu), cpu or cuda
     checkpoint_every: int = 500
     log_every: int = 50
+    tensorboard: bool = True  # scalars and test-frame panels in identities/NAME/model/tb
+    panel_every: int = 1000  # steps between test-frame panels (0: only when a stage ends)
 
     @classmethod
     def load(cls, path: str | Path | None) -> "TrainConfig":
@@ -92,8 +97,10 @@ class StageReport:
 
 
 def _stage(name: str, model: TalkingHeadModel, data: TrainingData, cfg: TrainConfig):
-    if name == "head":
-        return HeadStage(model, data, cfg.head, seed=cfg.seed), cfg.head.steps
+    if name in ("head", "lips"):
+        # the lips stage renders exactly as the head stage does (same sampling)
+        stage_cfg = cfg.head if name == "head" else replace(cfg.lips, sampling=cfg.head.sampling)
+        return HeadStage(model, data, stage_cfg, seed=cfg.seed), stage_cfg.steps
     return TorsoStage(model, data, cfg.torso, cfg.head.sampling, seed=cfg.seed), cfg.torso.steps
 
 
@@ -144,10 +151,14 @@ def train_stage(name: str, ident: Identity, cfg: TrainConfig, data: TrainingData
         stage, steps = _stage(name, model, data, cfg)
     model.train()
     last: dict = {}
+    monitor = TrainingMonitor(model_dir(ident) / "tb", cfg.tensorboard)
+    sampling = cfg.head.sampling
 
     def step_fn(step: int) -> dict:
         nonlocal last
         last = stage.step(step)
+        if cfg.panel_every and (step + 1) % cfg.panel_every == 0:
+            monitor.image(name, step + 1, model, data, sampling)
         return last
 
     def save_fn(step: int) -> None:
@@ -155,10 +166,16 @@ def train_stage(name: str, ident: Identity, cfg: TrainConfig, data: TrainingData
 
     def log_fn(step: int, metrics: dict) -> None:
         log.info("%s step %d: %s", name, step, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+        monitor.scalars(name, step, metrics)
 
     total = steps if until_step is None else min(until_step, steps)
-    result = run_loop(name, start, total, step_fn, save_fn, deadline=deadline,
-                      checkpoint_every=cfg.checkpoint_every, log_fn=log_fn, log_every=cfg.log_every)
+    try:
+        result = run_loop(name, start, total, step_fn, save_fn, deadline=deadline,
+                          checkpoint_every=cfg.checkpoint_every, log_fn=log_fn, log_every=cfg.log_every)
+        if result.finished and result.step > start:
+            monitor.image(name, result.step, model, data, sampling)
+    finally:
+        monitor.close()
     return StageReport(name, result, path, last)
 
 

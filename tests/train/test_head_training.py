@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from nerfhead.dataset import Identity
+from nerfhead.errors import IdentityError
 from nerfhead.train.data import load_training_data
 from nerfhead.train.preview import head_psnr, write_preview
 from nerfhead.train.checkpoint import load_checkpoint, save_checkpoint
@@ -24,6 +25,7 @@ def trained(sample_identity, tmp_path_factory):
     ident = Identity("run", tmp_path_factory.mktemp("trained"))  # where the checkpoints go
     cfg = TrainConfig.load("quick")
     cfg.head.steps = STEPS + 1  # the resume test below finishes the head stage
+    cfg.lips.steps = 40
     cfg.torso.steps = 200
     torch.manual_seed(0)
     untrained = new_model(cfg, data)
@@ -63,7 +65,11 @@ def test_resume_continues_at_the_same_step_with_the_same_loss(trained, tmp_path)
 def test_torso_stage_improves_the_composited_frame(trained):
     ident, data, cfg, _, _ = trained
     train_stage("head", ident, cfg, data)  # finish the head (no-op if the resume test did)
-    head_only = load_model(ident, "head")
+    with pytest.raises(IdentityError, match="lips stage"):
+        train_stage("torso", ident, cfg, data)  # stages run in order
+    lips = train_stage("lips", ident, cfg, data)
+    assert lips.result.finished and lips.last_metrics["psnr"] > 20.0
+    head_only = load_model(ident, "lips")
     frames = data.test_frames[:2]
     before = np.mean(write_preview(head_only, data, ident.root / "before.png", cfg.head.sampling, n=2))
     report = train_stage("torso", ident, cfg, data)
