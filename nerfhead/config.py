@@ -34,15 +34,30 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "config") 
     unknown = sorted(set(data) - names)
     if unknown:
         raise InputError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}")
+    defaults = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in data.items():
+        base = _default(defaults[key])
+        if dataclasses.is_dataclass(base) and isinstance(value, dict):
+            # a partial mapping overrides the field's own default, not the nested class's defaults
+            value = {**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)}, **value}
         kwargs[key] = _convert(hints[key], value, f"{where}.{key}")
     return cls(**kwargs)
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return None
 
 
 def _convert(tp: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
+        if dataclasses.is_dataclass(value):
+            return value
         if not isinstance(value, dict):
             raise InputError(f"{where}: expected a mapping, got {value!r}")
         return from_dict(tp, value, where)

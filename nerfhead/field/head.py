@@ -18,13 +18,13 @@ rendering new audio uses the mean code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from nerfhead.field.sh import sh_encode
-from nerfhead.ops.hashgrid import HashGridConfig, TriPlaneEncoding
+from nerfhead.ops.hashgrid import ERNERF_TRIPLANE, HashGridConfig, TriPlaneEncoding
 
 
 def mlp(d_in: int, hidden: int, d_out: int, layers: int) -> nn.Sequential:
@@ -38,14 +38,9 @@ def mlp(d_in: int, hidden: int, d_out: int, layers: int) -> nn.Sequential:
     return nn.Sequential(*mods)
 
 
-def _triplane_defaults() -> HashGridConfig:
-    return HashGridConfig(dim=2, levels=12, features_per_level=1, log2_table_size=14, base_resolution=64,
-                          max_resolution=512)
-
-
 @dataclass
 class HeadFieldConfig:
-    encoding: HashGridConfig = field(default_factory=_triplane_defaults)
+    encoding: HashGridConfig = ERNERF_TRIPLANE  # frozen dataclass: safe as a default
     audio_dim: int = 32  # smoothed audio code (AudioNet output)
     hidden: int = 64
     density_layers: int = 3
