@@ -47,6 +47,12 @@ def frequency_encode(x: torch.Tensor, n: int) -> torch.Tensor:
     return torch.cat([x, torch.sin(xf).flatten(1), torch.cos(xf).flatten(1)], -1)
 
 
+def pixel_coords(xy: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Integer pixel coordinates (N, 2) as x, y -> the field's input: pixel centres in [0, 1]^2."""
+    size = torch.tensor([width, height], dtype=torch.float32, device=xy.device)
+    return (xy.to(torch.float32) + 0.5) / size
+
+
 class TorsoField(nn.Module):
     def __init__(self, cfg: TorsoFieldConfig, n_frames: int, image_size: tuple[int, int]) -> None:
         super().__init__()

@@ -10,6 +10,7 @@ import torch
 from nerfhead.field.model import TalkingHeadModel
 from nerfhead.field.rays import Intrinsics, pixel_rays
 from nerfhead.field.renderer import RayConditions, SamplingConfig, render_rays
+from nerfhead.field.torso import pixel_coords
 
 
 @dataclass
@@ -81,7 +82,7 @@ def torso_backdrop(model: TalkingHeadModel, rotation: torch.Tensor, translation:
                                   model.intrinsics)
     code = torso.neutral_code(1) if code is None else code
     ys, xs = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
-    xy = torch.stack([(xs.reshape(-1) + 0.5) / w, (ys.reshape(-1) + 0.5) / h], -1)
+    xy = pixel_coords(torch.stack([xs.reshape(-1), ys.reshape(-1)], -1), h, w)
     bg = torch.from_numpy(plate.reshape(-1, 3).astype(np.float32) / 255.0).to(device)
     out = torch.empty_like(bg)
     for s in range(0, len(xy), chunk):

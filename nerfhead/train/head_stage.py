@@ -125,15 +125,14 @@ class HeadStage:
         mse = torch.mean((out.rgb - batch.target) ** 2)
         loss = mse + cfg.entropy_weight * entropy(out.opacity)
         ramp = min(1.0, step / max(cfg.steps * 0.5, 1))  # regularisers grow in once the head has formed
-        if cfg.off_head_alpha_weight > 0:
+        off = batch.label != HEAD  # rays the masks call torso or background
+        if cfg.off_head_alpha_weight > 0 and off.any():
             # the head must not paint the collar or the background: that is the torso's and the
             # plate's job, and a head that does leaves a seam or a second chin once the torso moves
-            off = batch.label != HEAD
-            if off.any():
-                loss = loss + cfg.off_head_alpha_weight * ramp * out.opacity[off].mean()
+            loss = loss + cfg.off_head_alpha_weight * ramp * out.opacity[off].mean()
         if cfg.ambient_weight > 0 and out.n_samples:
             # audio attention should be small where nothing moves with speech: on rays off the head mask
-            off_head = (batch.label != HEAD)[out.ray_indices]
+            off_head = off[out.ray_indices]
             if off_head.any():
                 loss = loss + cfg.ambient_weight * ramp * out.audio_attention[off_head].abs().mean()
         self.optimizer.zero_grad(set_to_none=True)

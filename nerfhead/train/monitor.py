@@ -15,7 +15,7 @@ from nerfhead.field.model import TalkingHeadModel
 from nerfhead.field.renderer import SamplingConfig
 from nerfhead.log import get_logger
 from nerfhead.train.data import TrainingData
-from nerfhead.train.preview import composite_frame, render_dataset_frame
+from nerfhead.train.preview import render_dataset_frame
 
 log = get_logger(__name__)
 
@@ -34,8 +34,8 @@ def depth_image(depth: np.ndarray, opacity: np.ndarray) -> np.ndarray:
 def panel(model: TalkingHeadModel, data: TrainingData, i: int, sampling: SamplingConfig, stage: str) -> np.ndarray:
     """(H', W', 3) uint8 picture of test frame ``i``: real | render | depth, mouths enlarged below."""
     real = np.asarray(data.store.frames[i])
-    head = render_dataset_frame(model, data, i, sampling)
-    fake = composite_frame(model, data, i, sampling) if stage == "torso" else head.rgb
+    head = render_dataset_frame(model, data, i, sampling, torso=stage == "torso")
+    fake = head.rgb
     top = np.concatenate([real, fake, depth_image(head.depth, head.opacity)], 1)
     size = max(32, data.store.width // 5)
     x0, y0, x1, y1 = data.mouth_box(i, size)

@@ -15,13 +15,17 @@ from nerfhead.train.data import TrainingData
 
 
 def render_dataset_frame(model: TalkingHeadModel, data: TrainingData, i: int, sampling: SamplingConfig,
-                         windows: torch.Tensor | None = None) -> FrameRender:
-    """Frame ``i``'s camera, audio window and blink, the neutral frame code, over its real backdrop."""
+                         torso: bool = False) -> FrameRender:
+    """Frame ``i``'s camera, audio window and blink, with the neutral frame code, rendered over its
+    real backdrop (real torso, else the plate) or, with ``torso``, over the torso field and the plate
+    (the frame as the avatar renders it)."""
     device = next(model.parameters()).device
-    idx = torch.tensor([i], device=device)
-    w = (data.windows if windows is None else windows).to(device)
-    cond = model.conditions(w, idx, data.blink[[i]].to(device))
-    return render_frame(model, data.camera_to_head[i], data.intrinsics, data.backdrop(i), cond, sampling)
+    cond = model.conditions(data.windows.to(device), torch.tensor([i], device=device), data.blink[[i]].to(device))
+    if torso:
+        backdrop = torso_backdrop(model, data.rotation[i], data.translation[i], np.asarray(data.store.background))
+    else:
+        backdrop = data.backdrop(i)
+    return render_frame(model, data.camera_to_head[i], data.intrinsics, backdrop, cond, sampling)
 
 
 def head_psnr(model: TalkingHeadModel, data: TrainingData, frames: list[int], sampling: SamplingConfig) -> float:
@@ -38,16 +42,6 @@ def head_psnr(model: TalkingHeadModel, data: TrainingData, frames: list[int], sa
     return float(np.mean(values)) if values else float("nan")
 
 
-def composite_frame(model: TalkingHeadModel, data: TrainingData, i: int, sampling: SamplingConfig) -> np.ndarray:
-    """Frame ``i`` as the avatar renders it: head over the torso field over the background plate
-    (frame ``i``'s camera, audio and blink; neutral frame codes). (H, W, 3) uint8."""
-
-    backdrop = torso_backdrop(model, data.rotation[i], data.translation[i], np.asarray(data.store.background))
-    device = next(model.parameters()).device
-    cond = model.conditions(data.windows.to(device), torch.tensor([i], device=device), data.blink[[i]].to(device))
-    return render_frame(model, data.camera_to_head[i], data.intrinsics, backdrop, cond, sampling).rgb
-
-
 def write_preview(model: TalkingHeadModel, data: TrainingData, path, sampling: SamplingConfig, n: int = 3) -> list[float]:
     """A PNG with ``n`` held-out test frames, real (left) beside the avatar's render (right);
     returns each frame's full-frame PSNR."""
@@ -56,7 +50,7 @@ def write_preview(model: TalkingHeadModel, data: TrainingData, path, sampling: S
     rows, scores = [], []
     for i in frames:
         real = np.asarray(data.store.frames[i])
-        fake = composite_frame(model, data, i, sampling)
+        fake = render_dataset_frame(model, data, i, sampling, torso=True).rgb
         scores.append(psnr(real, fake))
         rows.append(np.concatenate([real, fake], 1))
     write_rgb(path, np.concatenate(rows, 0))

@@ -17,6 +17,7 @@ import torch
 
 from nerfhead.capture.segment import BACKGROUND, TORSO
 from nerfhead.field.model import TalkingHeadModel
+from nerfhead.field.torso import pixel_coords
 from nerfhead.field.renderer import SamplingConfig, render_rays
 from nerfhead.train.batches import RayBatch
 from nerfhead.train.data import TrainingData
@@ -33,12 +34,6 @@ class TorsoStageConfig:
     lr_net: float = 1e-3
     lr_final_ratio: float = 0.3
     background_alpha_weight: float = 1e-2
-
-
-def pixel_coords(xy: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Integer pixel coordinates (N, 2) -> pixel centres in [0, 1]^2."""
-    size = torch.tensor([width, height], dtype=torch.float32, device=xy.device)
-    return (xy.to(torch.float32) + 0.5) / size
 
 
 def composite(head_rgb: torch.Tensor, head_alpha: torch.Tensor, torso_rgb: torch.Tensor, torso_alpha: torch.Tensor,
