@@ -17,6 +17,8 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	@command -v espeak-ng >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq espeak-ng) >/dev/null; } \
 		|| echo "note: espeak-ng is not installed (needed only for --text); run: sudo apt-get install espeak-ng"
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1; } \
+		|| echo "note: chromium is not installed (only the report screenshot test uses it); run: sudo apt-get install chromium"
 	touch $(STAMP)
 
 demo: install

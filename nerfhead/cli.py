@@ -99,6 +99,98 @@ def train(
 
 
 @app.command()
+def render(
+    identity: str = typer.Argument(..., help="Identity name (trained with `nerfhead train`)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output .mp4 (with --audio-dir: an output folder)."),
+    audio: Optional[Path] = typer.Option(None, "--audio", "-a", help="Driving speech: any audio or video file."),
+    text: Optional[str] = typer.Option(None, "--text", help="A script to speak with espeak-ng instead of --audio."),
+    voice: Optional[str] = typer.Option(None, "--voice", help="espeak-ng voice for --text, e.g. en-us, de, fr+f3."),
+    rate: Optional[int] = typer.Option(None, "--rate", help="Speech rate for --text, words per minute."),
+    audio_dir: Optional[Path] = typer.Option(None, "--audio-dir", help="Render every audio file in this folder."),
+    start: float = typer.Option(0.0, "--start", help="Start this many seconds into the audio."),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Render only this many seconds."),
+    pose_start: int = typer.Option(0, "--pose-start", help="Capture frame the head motion starts from."),
+    pose_from: Optional[Path] = typer.Option(None, "--pose-from", help="Take the head motion from this video."),
+    height: Optional[int] = typer.Option(None, "--height", help="Output height in pixels (default: the identity's)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the blink timing."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="A torso-stage checkpoint (default: the avatar)."),
+    root: Optional[Path] = typer.Option(None, help="Identities folder."),
+) -> None:
+    """Make a video of the avatar saying an audio file or a script: H.264 + AAC mp4 at 25 fps."""
+    from nerfhead.render.driven import RenderOptions, render_batch, render_video
+
+    opts = RenderOptions(start=start, duration=duration, pose_start=pose_start,
+                         pose_from=str(pose_from) if pose_from else None, height=height, seed=seed)
+    if audio_dir is not None:
+        if audio is not None or text is not None:
+            _run(_fail, "give either --audio-dir or --audio/--text, not both")
+        items = _run(render_batch, identity, audio_dir, out, opts, root=root, checkpoint=checkpoint)
+        for item in items:
+            if item.result is not None:
+                r = item.result
+                console.print(f"[green]{item.source.name}[/] -> {r.path} ({r.frames} frames, {r.fps:.2f} fps)",
+                              highlight=False, soft_wrap=True)
+            else:
+                console.print(f"[bold red]{item.source.name}: {escape(item.error or '')}[/]", highlight=False, soft_wrap=True)
+        if any(item.result is None for item in items):
+            raise typer.Exit(2)
+        return
+    if audio is not None and text is not None:
+        _run(_fail, "give either --audio or --text, not both")
+    r = _run(render_video, identity, out, audio=audio, text=text, voice=voice, rate=rate, opts=opts, root=root,
+             checkpoint=checkpoint)
+    console.print(f"[green]rendered[/] {r.frames} frames ({r.audio_seconds:.2f} s, {r.size[0]}x{r.size[1]}) in "
+                  f"{r.seconds:.1f} s = {r.fps:.2f} frames/s -> {r.path}", highlight=False, soft_wrap=True)
+
+
+def _fail(message: str) -> None:
+    from nerfhead.errors import InputError
+
+    raise InputError(message)
+
+
+@app.command(name="eval")
+def evaluate(
+    identity: str = typer.Argument(..., help="Identity name (trained with `nerfhead train`)."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="A stage checkpoint (default: the finished avatar)."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Output folder (default identities/NAME/eval)."),
+    audio: Optional[list[Path]] = typer.Option(None, "--audio", "-a", help="Other audio to drive the avatar with (repeatable)."),
+    audio_dir: Optional[Path] = typer.Option(None, "--audio-dir", help="Drive the avatar with every audio file here."),
+    seconds: float = typer.Option(10.0, "--seconds", help="Seconds of each other audio to render and measure."),
+    frames: Optional[int] = typer.Option(None, "--frames", help="Score only the first N test frames (quicker)."),
+    root: Optional[Path] = typer.Option(None, help="Identities folder."),
+) -> None:
+    """Evaluate an avatar: test frames beside trivial baselines, lip sync on other audio, stability, speed.
+
+    Writes report.json and a self-contained report.html (tables, plots, image strips)."""
+    from nerfhead.eval.protocol import evaluate_identity, summary
+
+    files = list(audio or [])
+    if audio_dir is not None:
+        from nerfhead.render.driven import audio_files
+
+        files += _run(audio_files, audio_dir)
+    report, html = _run(evaluate_identity, identity, checkpoint=checkpoint, root=root, out_dir=out, audio=files,
+                        cross_seconds=seconds, max_frames=frames)
+    console.print(summary(report), highlight=False, markup=False, soft_wrap=True)
+    console.print(f"[green]report[/] {html} (and {html.with_suffix('.json').name}, pictures beside it)", soft_wrap=True)
+
+
+@app.command()
+def compare(
+    items: list[str] = typer.Argument(..., help="Identity names, report.json files or checkpoint .pt files (first = reference)."),
+    out: Path = typer.Option(Path("compare"), "-o", "--out", help="Folder for compare.json and compare.html."),
+    root: Optional[Path] = typer.Option(None, help="Identities folder."),
+) -> None:
+    """Put the evaluation metrics of several avatars or checkpoints side by side, with differences."""
+    from nerfhead.eval.compare import table, write_comparison
+
+    result, html = _run(write_comparison, items, out, root=root)
+    console.print(table(result), highlight=False, markup=False, soft_wrap=True)
+    console.print(f"[green]comparison[/] {html}", soft_wrap=True)
+
+
+@app.command()
 def features(
     audio: Optional[Path] = typer.Argument(None, help="Audio or video file (any format PyAV reads); omit to speak --text."),
     text: Optional[str] = typer.Option(None, "--text", help="Words spoken in AUDIO (aligned), or a script to speak if no AUDIO."),

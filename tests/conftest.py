@@ -51,3 +51,28 @@ def sample_identity(sample_capture, ids_root):
     from nerfhead.capture.pipeline import ProcessConfig, process_capture
 
     return process_capture(sample_capture, "sample", ProcessConfig(), root=ids_root)
+
+
+# A few minutes of training is enough for tests that need *a* trained avatar (render, eval):
+# every stage runs, so the checkpoints are complete; quality is not the point here.
+TINY_TRAINING = """\
+model: {grid_resolution: 32}
+head: {steps: 300, rays: 1024, grid_update_every: 16, grid_warmup_steps: 64, sampling: {samples_per_box: 32, max_samples: 24}}
+lips: {steps: 20, rays: 1024}
+torso: {steps: 150, rays: 1024}
+tensorboard: false
+checkpoint_every: 1000
+log_every: 1000
+"""
+
+
+@pytest.fixture(scope="session")
+def trained_sample(sample_identity, tmp_path_factory):
+    """The processed sample identity with a briefly trained avatar (all three stages)."""
+    from nerfhead.train.run import train_identity
+
+    cfg = tmp_path_factory.mktemp("configs") / "tiny.yaml"
+    cfg.write_text(TINY_TRAINING)
+    reports = train_identity(sample_identity.name, config=cfg, root=sample_identity.root.parent)
+    assert [r.stage for r in reports] == ["head", "lips", "torso"] and reports[-1].result.finished
+    return sample_identity

@@ -9,6 +9,7 @@ import numpy as np
 
 from nerfhead.capture.segment import HEAD, TORSO
 from nerfhead.io.files import atomic_path
+from nerfhead.io.images import caption
 
 _HEAD_TINT = np.array([255, 60, 60], np.float32)
 _TORSO_TINT = np.array([60, 120, 255], np.float32)
@@ -30,9 +31,7 @@ def annotate(rgb: np.ndarray, labels: np.ndarray, landmarks: np.ndarray | None,
         o = tuple(np.round(axes[0]).astype(int))
         for end, colour in zip(axes[1:], ((255, 0, 0), (0, 220, 0), (0, 90, 255))):
             cv2.arrowedLine(img, o, tuple(np.round(end).astype(int)), colour, 2 * scale, cv2.LINE_AA, tipLength=0.2)
-    for colour, width in (((0, 0, 0), 3 * scale), ((255, 255, 255), scale)):
-        cv2.putText(img, title, (6, 16 * scale), cv2.FONT_HERSHEY_SIMPLEX, 0.42 * scale, colour, width, cv2.LINE_AA)
-    return img
+    return caption(img, title, scale)
 
 
 def contact_sheet(panels: list[np.ndarray], path: Path, columns: int = 4, thumb: int = 320) -> None:

@@ -115,8 +115,10 @@ def measure_landmarks(frames) -> np.ndarray:
     """(n, 478, 3) landmarks of each RGB frame, detected independently (NaN = no face)."""
     from nerfhead.capture.landmarks import N_LANDMARKS, FaceMeshTracker
 
+    from nerfhead.log import quiet_native_stderr
+
     out = []
-    with FaceMeshTracker(video=False) as tracker:
+    with quiet_native_stderr(), FaceMeshTracker(video=False) as tracker:
         for frame in frames:
             lms = tracker(frame)
             out.append(lms if lms is not None else np.full((N_LANDMARKS, 3), np.nan, np.float32))

@@ -10,7 +10,7 @@ the baselines are others, measured by exactly the same code:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
@@ -32,6 +32,7 @@ class SelfDrivenScores:
     lmd: float
     mouth_corr: float
     n_frames: int
+    per_frame_psnr: list = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -52,10 +53,12 @@ class HeldOutFrames:
         self.frames = [read_rgb(ident.frame_path(i)) for i in self.indices]
         self.landmarks = measure_landmarks(self.frames)
         self.opening = mouth_opening(self.landmarks)
+        self.measured: dict[str, np.ndarray] = {}  # landmarks of each scored source's frames, by name
 
     def score(self, name: str, source: FrameSource) -> SelfDrivenScores:
         preds = [source(i) for i in self.indices]
         pred_lms = measure_landmarks(preds)
+        self.measured[name] = pred_lms
         p, s, fp, fs = [], [], [], []
         for real, pred, lms in zip(self.frames, preds, self.landmarks):
             p.append(psnr(real, pred))
@@ -71,6 +74,7 @@ class HeldOutFrames:
             lmd=lmd(self.landmarks, pred_lms, self.size),
             mouth_corr=pearson(mouth_opening(pred_lms), self.opening),
             n_frames=len(self.indices),
+            per_frame_psnr=[round(v, 3) if np.isfinite(v) else None for v in p],
         )
 
 

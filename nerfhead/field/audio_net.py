@@ -79,11 +79,24 @@ class AudioNet(nn.Module):
         # per-feature input normalisation, set from the training clip (saved with the model)
         self.register_buffer("feature_mean", torch.zeros(feature_dim))
         self.register_buffer("feature_std", torch.ones(feature_dim))
+        # the range each feature took in training: new audio is clamped to it, so digital silence
+        # (TTS pauses, padding; quieter than any room) cannot drive the field outside what it learnt
+        self.register_buffer("feature_min", torch.full((feature_dim,), -torch.inf))
+        self.register_buffer("feature_max", torch.full((feature_dim,), torch.inf))
 
     def set_feature_stats(self, features: torch.Tensor) -> None:
-        """Normalise inputs with the per-feature mean/std of ``features`` (T, D), the training clip's."""
+        """Normalise inputs with the per-feature mean/std of ``features`` (T, D), the training clip's,
+        and clamp them to its range."""
         self.feature_mean.copy_(features.mean(0))
         self.feature_std.copy_(features.std(0).clamp_min(1e-3))
+        self.feature_min.copy_(features.min(0).values)
+        self.feature_max.copy_(features.max(0).values)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # checkpoints written before the range was kept: no clamping
+        for name in ("feature_min", "feature_max"):
+            state_dict.setdefault(prefix + name, getattr(self, name).clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, windows: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         """``windows``: (n_frames, window, D) of the clip; ``frames``: (B,) -> (B, code_dim)."""
@@ -92,6 +105,6 @@ class AudioNet(nn.Module):
                              f"got {tuple(windows.shape)}")
         idx = neighbour_indices(frames, len(windows), self.cfg.smooth_frames)
         uniq, inverse = torch.unique(idx, return_inverse=True)
-        x = (windows[uniq] - self.feature_mean) / self.feature_std
+        x = (torch.maximum(torch.minimum(windows[uniq], self.feature_max), self.feature_min) - self.feature_mean) / self.feature_std
         codes = self.encoder(x)[inverse]  # (B, n, code_dim)
         return self.smoother(codes)

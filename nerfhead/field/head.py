@@ -95,12 +95,17 @@ class HeadField(nn.Module):
 
     def density(self, x: torch.Tensor, audio: torch.Tensor, eye: torch.Tensor) -> torch.Tensor:
         """(P,) densities at world points ``x`` with per-point audio (P, A) and eye (P, 1) codes."""
-        sigma, *_ = self._density(self.encoding(self.normalise(x)), audio, eye)
-        return sigma
+        return self.density_features(x, audio, eye)[0]
+
+    def density_features(self, x: torch.Tensor, audio: torch.Tensor, eye: torch.Tensor):
+        """(sigma (P,), geometry features (P, G), audio attention, eye attention) at world points."""
+        return self._density(self.encoding(self.normalise(x)), audio, eye)
+
+    def colour(self, dirs: torch.Tensor, geo: torch.Tensor, frame_code: torch.Tensor) -> torch.Tensor:
+        """(P, 3) colour seen along ``dirs`` from the geometry features of :meth:`density_features`."""
+        return torch.sigmoid(self.color_net(torch.cat([sh_encode(dirs), geo, frame_code], -1)))
 
     def forward(self, x: torch.Tensor, dirs: torch.Tensor, audio: torch.Tensor, eye: torch.Tensor,
                 frame_code: torch.Tensor) -> FieldOutput:
-        code = self.encoding(self.normalise(x))
-        sigma, geo, a_att, e_att = self._density(code, audio, eye)
-        rgb = torch.sigmoid(self.color_net(torch.cat([sh_encode(dirs), geo, frame_code], -1)))
-        return FieldOutput(sigma, rgb, a_att, e_att)
+        sigma, geo, a_att, e_att = self.density_features(x, audio, eye)
+        return FieldOutput(sigma, self.colour(dirs, geo, frame_code), a_att, e_att)

@@ -17,6 +17,14 @@ def write_rgb(path: str | Path, rgb: np.ndarray, jpeg_quality: int = 95) -> None
         raise OSError(f"could not write image {path}")
 
 
+def caption(img: np.ndarray, text: str, scale: int | None = None) -> np.ndarray:
+    """Write ``text`` in the top-left corner of an RGB uint8 image, in place (white on a dark outline)."""
+    scale = scale or max(1, round(img.shape[0] / 256))
+    for colour, width in (((0, 0, 0), 3 * scale), ((255, 255, 255), scale)):
+        cv2.putText(img, text, (6, 16 * scale), cv2.FONT_HERSHEY_SIMPLEX, 0.42 * scale, colour, width, cv2.LINE_AA)
+    return img
+
+
 def read_rgb(path: str | Path) -> np.ndarray:
     """(H, W, 3) uint8 RGB."""
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)

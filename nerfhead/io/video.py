@@ -29,6 +29,8 @@ class VideoInfo:
     has_audio: bool
     audio_rate: int | None
     codec: str
+    frames_in_header: int = 0  # the video stream's frame count as the container states it (0: unknown)
+    audio_duration: float | None = None  # seconds of the first audio stream, where the container says
 
     def n_frames(self, fps: float) -> int:
         return max(1, int(round(self.duration * fps)))
@@ -57,6 +59,8 @@ def probe_video(path: str | Path, min_duration: float = 0.0) -> VideoInfo:
             has_audio=audio is not None,
             audio_rate=audio.rate if audio is not None else None,
             codec=vs.codec_context.name,
+            frames_in_header=int(vs.frames or 0),
+            audio_duration=float(audio.duration * audio.time_base) if audio is not None and audio.duration else None,
         )
     if info.width <= 0 or info.height <= 0:
         raise InputError(f"{path}: video stream has no frames")

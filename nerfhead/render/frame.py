@@ -60,9 +60,7 @@ def render_frame(model: TalkingHeadModel, c2w: np.ndarray, k: Intrinsics, backdr
         dep = torch.empty(len(xs))
         for s in range(0, len(xs), chunk):
             e = min(s + chunk, len(xs))
-            n = e - s
-            c = RayConditions(cond.audio.expand(n, -1), cond.eye.expand(n, -1), cond.frame_code.expand(n, -1))
-            r = render_rays(model.field, model.grid, origins[s:e], dirs[s:e], c, behind[s:e], sampling)
+            r = render_rays(model.field, model.grid, origins[s:e], dirs[s:e], cond, behind[s:e], sampling)
             rgb[s:e], alpha[s:e], dep[s:e] = r.rgb, r.opacity, r.depth
         out[y0:y1, x0:x1] = rgb.reshape(y1 - y0, x1 - x0, 3).numpy()
         opacity[y0:y1, x0:x1] = alpha.reshape(y1 - y0, x1 - x0).numpy()
@@ -72,21 +70,43 @@ def render_frame(model: TalkingHeadModel, c2w: np.ndarray, k: Intrinsics, backdr
 
 @torch.no_grad()
 def torso_backdrop(model: TalkingHeadModel, rotation: torch.Tensor, translation: torch.Tensor, plate: np.ndarray,
-                   code: torch.Tensor | None = None, chunk: int = 65536) -> np.ndarray:
+                   code: torch.Tensor | None = None, chunk: int = 65536, coarse: int = 4,
+                   min_alpha: float = 1e-3) -> np.ndarray:
     """(H, W, 3) uint8: the torso field for head pose (rotation (3, 3), translation (3,)) over the
-    background ``plate``; ``code`` (1, code_dim) is the torso frame code, default the neutral one."""
+    background ``plate``; ``code`` (1, code_dim) is the torso frame code, default the neutral one.
+
+    With ``coarse`` > 1 the field is first evaluated on every ``coarse``-th pixel; only pixels
+    within one coarse cell of a coarse alpha above ``min_alpha`` are evaluated at full resolution,
+    the rest show the plate (the torso covers a part of the frame; the error is below ``min_alpha``)."""
     h, w = plate.shape[:2]
     torso = model.torso
     device = next(model.parameters()).device
     pose = torso.anchor_positions(rotation.reshape(1, 3, 3).to(device), translation.reshape(1, 3).to(device),
                                   model.intrinsics)
     code = torso.neutral_code(1) if code is None else code
+
+    def evaluate(xs: torch.Tensor, ys: torch.Tensor, rgb_out: bool = True):
+        xy = pixel_coords(torch.stack([xs, ys], -1), h, w)
+        rgbs, alphas = [], []
+        for s in range(0, len(xy), chunk):
+            e = min(s + chunk, len(xy))
+            rgb, alpha = torso(xy[s:e], pose.expand(e - s, -1), code.expand(e - s, -1))
+            rgbs.append(rgb)
+            alphas.append(alpha)
+        return (torch.cat(rgbs) if rgbs else torch.zeros(0, 3, device=device),
+                torch.cat(alphas) if alphas else torch.zeros(0, device=device))
+
     ys, xs = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
-    xy = pixel_coords(torch.stack([xs.reshape(-1), ys.reshape(-1)], -1), h, w)
-    bg = torch.from_numpy(plate.reshape(-1, 3).astype(np.float32) / 255.0).to(device)
-    out = torch.empty_like(bg)
-    for s in range(0, len(xy), chunk):
-        e = min(s + chunk, len(xy))
-        rgb, alpha = torso(xy[s:e], pose.expand(e - s, -1), code.expand(e - s, -1))
-        out[s:e] = rgb * alpha[:, None] + bg[s:e] * (1 - alpha[:, None])
-    return (out.reshape(h, w, 3).clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+    if coarse > 1:
+        cy, cx = ys[::coarse, ::coarse], xs[::coarse, ::coarse]
+        _, alpha = evaluate(cx.reshape(-1), cy.reshape(-1))
+        hit = (alpha.reshape(cy.shape) > min_alpha).float()[None, None]
+        hit = torch.nn.functional.max_pool2d(hit, 3, stride=1, padding=1)[0, 0] > 0  # one coarse cell around
+        need = hit.repeat_interleave(coarse, 0).repeat_interleave(coarse, 1)[:h, :w]
+    else:
+        need = torch.ones(h, w, dtype=torch.bool, device=device)
+    out = torch.from_numpy(plate.astype(np.float32) / 255.0).to(device)
+    if need.any():
+        rgb, alpha = evaluate(xs[need], ys[need])
+        out[need] = rgb * alpha[:, None] + out[need] * (1 - alpha[:, None])
+    return (out.clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)

@@ -38,6 +38,7 @@ class HeadStageConfig:
     entropy_weight: float = 1e-4
     off_head_alpha_weight: float = 1e-3  # head opacity on pixels the masks call torso/background (ramped in)
     ambient_weight: float = 1e-4
+    regulariser_ramp_steps: int = 1000  # the two penalties above grow in over this many steps (0: at once)
     lips_every: int = 0  # every n-th step renders the whole mouth square instead (lips fine-tune; 0 = off)
     lips_size: float = 0.14  # the mouth square's side, as a fraction of the image width
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
@@ -52,6 +53,7 @@ class LipsStageConfig(HeadStageConfig):
     lr_net: float = 3e-4
     lr_final_ratio: float = 0.1
     grid_warmup_steps: int = 0
+    regulariser_ramp_steps: int = 0
     lips_every: int = 2
 
 
@@ -124,7 +126,9 @@ class HeadStage:
                           jitter=jitter)
         mse = torch.mean((out.rgb - batch.target) ** 2)
         loss = mse + cfg.entropy_weight * entropy(out.opacity)
-        ramp = min(1.0, step / max(cfg.steps * 0.5, 1))  # regularisers grow in once the head has formed
+        # the regularisers grow in while the head forms; a fixed number of steps, since a box left
+        # opaque longer (the field paints the static background first) keeps every sample busy
+        ramp = min(1.0, step / cfg.regulariser_ramp_steps) if cfg.regulariser_ramp_steps > 0 else 1.0
         off = batch.label != HEAD  # rays the masks call torso or background
         if cfg.off_head_alpha_weight > 0 and off.any():
             # the head must not paint the collar or the background: that is the torso's and the

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from nerfhead.eval.metrics import psnr
 from nerfhead.field.model import TalkingHeadModel
 from nerfhead.field.renderer import SamplingConfig
 from nerfhead.log import get_logger
@@ -74,8 +75,10 @@ class TrainingMonitor:
         i = data.test_frames[len(data.test_frames) // 2]
         was_training = model.training
         model.eval()
-        self.writer.add_image(f"{stage}/test_frame_{i}", panel(model, data, i, sampling, stage), step,
-                              dataformats="HWC")
+        picture = panel(model, data, i, sampling, stage)
+        real = np.asarray(data.store.frames[i])
+        self.writer.add_image(f"{stage}/test_frame_{i}", picture, step, dataformats="HWC")
+        self.writer.add_scalar(f"{stage}/test_frame_psnr", psnr(real, picture[: real.shape[0], real.shape[1]: 2 * real.shape[1]]), step)
         model.train(was_training)
         self.writer.flush()
 

@@ -15,17 +15,27 @@ from nerfhead.train.data import TrainingData
 
 
 def render_dataset_frame(model: TalkingHeadModel, data: TrainingData, i: int, sampling: SamplingConfig,
-                         torso: bool = False) -> FrameRender:
+                         torso: bool = False, windows: torch.Tensor | None = None,
+                         backdrop: np.ndarray | None = None, audio_code: torch.Tensor | None = None) -> FrameRender:
     """Frame ``i``'s camera, audio window and blink, with the neutral frame code, rendered over its
     real backdrop (real torso, else the plate) or, with ``torso``, over the torso field and the plate
-    (the frame as the avatar renders it)."""
+    (the frame as the avatar renders it). ``windows`` replaces the capture's audio windows (other
+    audio for the same frames); ``backdrop`` a backdrop already rendered for this frame."""
     device = next(model.parameters()).device
-    cond = model.conditions(data.windows.to(device), torch.tensor([i], device=device), data.blink[[i]].to(device))
-    if torso:
-        backdrop = torso_backdrop(model, data.rotation[i], data.translation[i], np.asarray(data.store.background))
-    else:
-        backdrop = data.backdrop(i)
+    windows = data.windows if windows is None else windows
+    cond = model.conditions(windows.to(device), torch.tensor([i], device=device), data.blink[[i]].to(device))
+    if audio_code is not None:
+        cond.audio = audio_code.to(cond.audio)
+    if backdrop is None:
+        backdrop = dataset_backdrop(model, data, i, torso)
     return render_frame(model, data.camera_to_head[i], data.intrinsics, backdrop, cond, sampling)
+
+
+def dataset_backdrop(model: TalkingHeadModel, data: TrainingData, i: int, torso: bool) -> np.ndarray:
+    """What frame ``i``'s head is composited over: the torso field and plate, else the real torso."""
+    if torso:
+        return torso_backdrop(model, data.rotation[i], data.translation[i], np.asarray(data.store.background))
+    return data.backdrop(i)
 
 
 def head_psnr(model: TalkingHeadModel, data: TrainingData, frames: list[int], sampling: SamplingConfig) -> float:

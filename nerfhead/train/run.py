@@ -13,12 +13,14 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from nerfhead.config import load_yaml
+from nerfhead.config import from_dict, load_yaml
 from nerfhead.dataset import Identity
 from nerfhead.errors import IdentityError, InputError
 from nerfhead.field.model import ModelConfig, ModelMeta, TalkingHeadModel
+from nerfhead.field.renderer import SamplingConfig
 from nerfhead.log import get_logger
 from nerfhead.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from nerfhead.train.data import TrainingData, load_training_data
@@ -202,8 +204,48 @@ def train_identity(name: str, config: str | Path | None = None, stage: str | Non
 
 def load_model(ident: Identity, stage: str = "head") -> TalkingHeadModel:
     """The model saved by ``stage`` (evaluation mode, on the CPU)."""
-    payload = load_checkpoint(checkpoint_path(ident, stage))
+    return load_avatar(ident, checkpoint_path(ident, stage)).model
+
+
+@dataclass
+class Avatar:
+    """A trained model with how it was trained to be rendered."""
+
+    model: TalkingHeadModel
+    sampling: SamplingConfig
+    stage: str  # head, lips or torso: which stage wrote the checkpoint
+    step: int
+    finished: bool
+    checkpoint: Path
+
+    @property
+    def has_torso(self) -> bool:
+        """Whether the torso field is trained (else renders need the real torso behind the head)."""
+        return self.stage == "torso"
+
+
+def load_avatar(ident: Identity, checkpoint: str | Path | None = None) -> Avatar:
+    """The identity's trained avatar (its finished torso stage), or the model in ``checkpoint``
+    (a stage file such as ``identities/NAME/model/lips.pt``), in evaluation mode on the CPU."""
+    if checkpoint is None:
+        path = checkpoint_path(ident, STAGES[-1])
+        if not path.is_file():
+            raise IdentityError(f"identity '{ident.name}' is not trained yet: run `nerfhead train {ident.name}`")
+    else:
+        path = Path(checkpoint)
+    payload = load_checkpoint(path)
+    if "model" not in payload or "model_meta" not in payload:
+        raise InputError(f"{path} is not a nerfhead checkpoint")
+    stage = path.stem if path.stem in STAGES else "head"  # a copied stage file: assume no trained torso
+    if checkpoint is None and not payload.get("finished"):
+        raise IdentityError(f"the training of '{ident.name}' is not finished (torso stage at step {payload['step']}); "
+                            f"run `nerfhead train {ident.name}` to finish it, or pass --checkpoint")
     model = TalkingHeadModel.from_checkpoint(payload)
     model.eval()
-    return model
+    if not torch.isfinite(model.audio_net.feature_min).all():  # written before the audio range was kept
+        from nerfhead.audio import features_for
+
+        model.audio_net.set_feature_stats(torch.from_numpy(np.asarray(features_for(ident.audio_path).features, np.float32)))
+    sampling = from_dict(SamplingConfig, payload.get("train_config", {}).get("head", {}).get("sampling"))
+    return Avatar(model, sampling, stage, int(payload.get("step", 0)), bool(payload.get("finished")), path)
 

@@ -1,0 +1,183 @@
+"""Pictures and the self-contained HTML page of an evaluation (``report.html``).
+
+The page holds everything inline (tables, PNG plots and image strips as data URIs, no
+scripts), so it can be mailed or archived as one file and opens in any browser.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from nerfhead.io.files import atomic_path
+from nerfhead.io.images import caption
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    _pyplot().close(fig)
+    return buf.getvalue()
+
+
+def image_png(rgb: np.ndarray) -> bytes:
+    import cv2
+
+    ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError("could not encode image")
+    return data.tobytes()
+
+
+def frames_strip(rows: Sequence[Sequence[np.ndarray]], labels: Sequence[str], height: int = 192) -> np.ndarray:
+    """Rows of whole frames (e.g. real / ours), each resized to ``height``, one column per frame."""
+    import cv2
+
+    out = []
+    for row, label in zip(rows, labels):
+        imgs = [cv2.resize(f, (int(round(f.shape[1] * height / f.shape[0])), height), interpolation=cv2.INTER_AREA)
+                for f in row]
+        out.append(caption(np.concatenate(imgs, 1), label, 1))
+    return np.concatenate(out, 0)
+
+
+def plot_mouth_vs_audio(series: Sequence[tuple[str, Sequence[float | None], Sequence[float]]], title: str,
+                        max_frames: int = 250) -> bytes:
+    """One panel per (name, mouth opening per frame, loudness dB per frame): opening on the left
+    axis, loudness on the right, time in seconds at 25 fps (the first ``max_frames`` frames)."""
+    plt = _pyplot()
+    n = max(1, len(series))
+    fig, axes = plt.subplots(n, 1, figsize=(11, 1.9 * n + 0.6), squeeze=False, constrained_layout=True)
+    for ax, (name, opening, loud) in zip(axes[:, 0], series):
+        opening, loud = list(opening)[:max_frames], list(loud)[:max_frames]
+        t = np.arange(len(opening)) / 25.0
+        op = np.array([np.nan if v is None else v for v in opening], float)
+        ax.plot(t, op, color="tab:red", lw=1.2, label="mouth opening")
+        ax.set_ylabel("opening", color="tab:red", fontsize=8)
+        ax2 = ax.twinx()
+        ax2.plot(t[: len(loud)], np.maximum(np.asarray(loud, float)[: len(t)], -70), color="0.55", lw=0.8)
+        ax2.set_ylabel("loudness dB", color="0.45", fontsize=8)
+        ax.set_title(name, fontsize=9, loc="left")
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("seconds")
+    fig.suptitle(title, fontsize=10)
+    return _png(fig)
+
+
+def plot_per_frame_psnr(frames: Sequence[int], curves: dict[str, Sequence[float]]) -> bytes:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(11, 3), constrained_layout=True)
+    for name, values in curves.items():
+        ax.plot(frames, np.minimum(np.asarray(values, float), 60), lw=1.1, label=name)
+    ax.set_xlabel("test frame")
+    ax.set_ylabel("PSNR (dB, whole frame)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=len(curves))
+    return _png(fig)
+
+
+def plot_pose(frames: Sequence[int], euler_deg: np.ndarray) -> bytes:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(11, 2.4), constrained_layout=True)
+    for k, name in enumerate(("yaw", "pitch", "roll")):
+        ax.plot(frames, euler_deg[:, k], lw=1.1, label=name)
+    ax.set_xlabel("test frame")
+    ax.set_ylabel("degrees")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=3)
+    return _png(fig)
+
+
+def fmt(v) -> str:
+    if isinstance(v, float):
+        if not np.isfinite(v):
+            return "inf" if v > 0 else ("-inf" if v < 0 else "n/a")
+        return f"{v:.3f}" if abs(v) < 10 else f"{v:.2f}"
+    return html.escape(str(v))
+
+
+def html_table(rows: Sequence[dict], columns: Sequence[tuple[str, str]], highlight: str | None = None) -> str:
+    """``columns``: (key, header). The row whose ``name`` is ``highlight`` is bold."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for _, h in columns)
+    body = []
+    for r in rows:
+        cls = ' class="hl"' if highlight is not None and r.get("name") == highlight else ""
+        body.append(f"<tr{cls}>" + "".join(f"<td>{fmt(r.get(k, ''))}</td>" for k, _ in columns) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1180px;color:#222}
+h1{font-size:22px} h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}
+table{border-collapse:collapse;margin:8px 0;font-size:13px} td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f3f3f3} td:first-child,th:first-child{text-align:left} tr.hl td{font-weight:bold;background:#eef6ff}
+img{max-width:100%;border:1px solid #ddd;margin:6px 0} .note{color:#555;font-size:13px} .met{color:#18794e} .miss{color:#b42318}
+"""
+
+
+def html_page(title: str, sections: Sequence[tuple[str, str]]) -> str:
+    """A complete page: ``sections`` are (heading, inner HTML)."""
+    body = "".join(f"<h2>{html.escape(h)}</h2>\n{inner}\n" for h, inner in sections)
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>\n{body}</body></html>\n")
+
+
+def img_tag(png: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def write_text(path: Path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+    return path
+
+
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--hide-scrollbars")
+
+
+def chromium_path() -> str | None:
+    import shutil
+
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def screenshot(html_path: str | Path, png_path: str | Path, width: int = 1200, height: int = 2400,
+               timeout: float = 120.0) -> tuple[Path, str]:
+    """Open ``html_path`` in headless Chromium and save a screenshot; returns (png, Chromium's log).
+    Raises InputError when Chromium is not installed."""
+    import subprocess
+    import tempfile
+
+    from nerfhead.errors import InputError
+
+    exe = chromium_path()
+    if exe is None:
+        raise InputError("Chromium is not installed (Debian: apt-get install chromium)")
+    png_path = Path(png_path)
+    with tempfile.TemporaryDirectory(prefix="nerfhead-chromium-") as profile:
+        cmd = [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
+               f"--window-size={width},{height}", f"--screenshot={png_path}", Path(html_path).resolve().as_uri()]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0 or not png_path.is_file():
+        raise InputError(f"Chromium could not render {html_path}: {proc.stderr.strip()[-300:]}")
+    return png_path, proc.stderr

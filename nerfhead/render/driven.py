@@ -1,0 +1,277 @@
+"""``nerfhead render``: a trained avatar says new audio or a script -> H.264 + AAC mp4.
+
+Streaming: audio codes, poses and blinks are per-frame arrays (a few numbers a frame); frames are
+rendered one at a time and handed to the encoder with the audio samples that play with them, so
+memory does not grow with the length of the audio. The file appears only when it is complete.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+import torch
+
+from nerfhead.audio.features import AudioFeatures
+from nerfhead.dataset import Identity
+from nerfhead.errors import InputError, NerfheadError
+from nerfhead.field.renderer import RayConditions
+from nerfhead.io.audio import iter_audio
+from nerfhead.io.images import read_rgb
+from nerfhead.io.video import VideoWriter
+from nerfhead.log import get_logger, progress
+from nerfhead.render.frame import render_frame, torso_backdrop
+from nerfhead.render.motion import blink_track
+from nerfhead.render.poses import PoseTrack, capture_poses, reference_poses
+from nerfhead.render.silence import blend, silence_code, silence_weights
+from nerfhead.train.run import Avatar, load_avatar
+
+log = get_logger(__name__)
+
+FPS = 25.0
+AUDIO_RATE = 48000
+AUDIO_SUFFIXES = {".wav", ".mp3", ".flac", ".ogg", ".opus", ".m4a", ".aac", ".wma", ".mp4", ".mkv", ".mov", ".webm"}
+
+
+@dataclass
+class RenderOptions:
+    start: float = 0.0  # seconds into the audio where the video starts
+    duration: float | None = None  # seconds to render (default: to the end of the audio)
+    pose_start: int = 0  # capture frame the ping-pong pose track starts at
+    pose_from: str | None = None  # a video whose head motion to use instead
+    pose_smooth: float = 2.0  # Gaussian sigma (frames) on the pose track
+    blinks_per_minute: float = 17.0
+    height: int | None = None  # output height in pixels (default: the identity's)
+    seed: int = 0  # blink timing
+    crf: int = 18  # H.264 quality (lower = better, bigger)
+    chunk_frames: int = 25  # frames whose audio codes are computed together
+
+
+@dataclass
+class RenderResult:
+    path: Path
+    frames: int
+    seconds: float
+    audio_seconds: float
+    size: tuple[int, int]  # (width, height)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / max(self.seconds, 1e-9)
+
+
+def check_output(path: str | Path, suffix: str = ".mp4") -> Path:
+    """The output path, checked before any work: right suffix, folder exists and is writable."""
+    path = Path(path)
+    if path.suffix.lower() != suffix:
+        raise InputError(f"output {path} must end in {suffix}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"output folder {parent} does not exist")
+    probe = parent / f".{path.name}.nerfhead-write-test"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise InputError(f"cannot write to {parent} ({exc.strerror or exc})") from None
+    return path
+
+
+class _AudioClock:
+    """Hands out the audio samples of each video frame, streaming the source file."""
+
+    def __init__(self, path: Path, start: float, n_frames: int, rate: int = AUDIO_RATE) -> None:
+        self.per = rate / FPS
+        self.n_frames = n_frames
+        self._chunks = iter_audio(path, rate, chunk_seconds=2.0)
+        self._buf = np.zeros(0, np.float32)
+        self._skip = int(round(start * rate))
+        self._frame = 0
+
+    def _fill(self, need: int) -> None:
+        while self._buf.size < need:
+            chunk = next(self._chunks, None)
+            if chunk is None:  # past the end: silence (the last frame may reach a little beyond)
+                self._buf = np.concatenate([self._buf, np.zeros(need - self._buf.size, np.float32)])
+                return
+            if self._skip:
+                drop = min(self._skip, chunk.size)
+                chunk, self._skip = chunk[drop:], self._skip - drop
+            self._buf = np.concatenate([self._buf, chunk])
+
+    def next_frame(self) -> np.ndarray:
+        """Samples that play with the next video frame (exactly the frame's share of the time)."""
+        a = int(round(self._frame * self.per))
+        b = int(round((self._frame + 1) * self.per))
+        self._frame += 1
+        self._fill(b - a)
+        out, self._buf = self._buf[: b - a], self._buf[b - a:]
+        return out
+
+
+class AvatarRenderer:
+    """A trained avatar loaded once, rendering any number of videos (``render``)."""
+
+    def __init__(self, name: str, root: str | Path | None = None, checkpoint: str | Path | None = None) -> None:
+        self.ident = Identity.at(name, root)
+        self.ident.manifest()
+        self.avatar: Avatar = load_avatar(self.ident, checkpoint)
+        if not self.avatar.has_torso:
+            raise InputError(f"{self.avatar.checkpoint} has no trained torso; render from the finished avatar "
+                             f"(`nerfhead train {name}` runs all stages)")
+        self.model = self.avatar.model
+        self.plate = read_rgb(self.ident.background_path)
+        self.height, self.width = self.plate.shape[:2]
+        self._silence: torch.Tensor | None = None
+        self._silence_done = False
+
+    @property
+    def silence(self) -> torch.Tensor | None:
+        """The capture's own audio code for silence (computed on first use)."""
+        if not self._silence_done:
+            from nerfhead.audio import features_for
+
+            m = self.ident.manifest()
+            feats = features_for(self.ident.audio_path)
+            windows = torch.from_numpy(np.ascontiguousarray(feats.windows_for(m["n_frames"]), np.float32))
+            self._silence = silence_code(self.model, windows, feats.vad, list(m["split"]["train"]))
+            self._silence_done = True
+        return self._silence
+
+    # --- inputs ------------------------------------------------------------------------
+    def features(self, audio: str | Path | None = None, text: str | None = None, voice: str | None = None,
+                 rate: int | None = None) -> tuple[AudioFeatures, Path]:
+        """Features of the driving audio (or of ``text`` spoken by espeak-ng) and the file to mux."""
+        from nerfhead.audio import features_for
+
+        if audio is None and text is None:
+            raise InputError("give --audio FILE or --text \"...\"")
+        if audio is not None and not Path(audio).is_file():
+            raise InputError(f"audio file not found: {audio}")
+        feats = features_for(audio, text=text if audio is None else None, voice=voice, rate=rate)
+        return feats, Path(audio) if audio is not None else feats.audio_path
+
+    def poses(self, n: int, opts: RenderOptions) -> PoseTrack:
+        if opts.pose_from:
+            if not Path(opts.pose_from).is_file():
+                raise InputError(f"pose video not found: {opts.pose_from}")
+            return reference_poses(opts.pose_from, self.ident, n, opts.pose_smooth)
+        return capture_poses(self.ident, n, opts.pose_start, opts.pose_smooth)
+
+    # --- rendering ---------------------------------------------------------------------
+    def frames(self, feats: AudioFeatures, opts: RenderOptions, first: int, n: int,
+               torso: bool = True) -> Iterator[np.ndarray]:
+        """Rendered RGB frames ``first .. first + n - 1`` of the audio's video frames (``torso``
+        False: the head over the background plate only, for measurements of the face)."""
+        model, sampling = self.model, self.avatar.sampling
+        total = feats.n_video_frames
+        windows = feats.windows_for(total)  # a strided view: no copy
+        poses = self.poses(n, opts)
+        c2w = poses.camera_to_head.astype(np.float32)
+        eye = blink_track(n, FPS, per_minute=opts.blinks_per_minute, seed=opts.seed).astype(np.float32)
+        k = model.intrinsics
+        margin = model.audio_net.cfg.smooth_frames
+        quiet = silence_weights(feats.vad, total)
+        with torch.no_grad():
+            for a in range(0, n, opts.chunk_frames):
+                b = min(a + opts.chunk_frames, n)
+                lo, hi = max(0, first + a - margin), min(total, first + b + margin)
+                win = torch.from_numpy(np.ascontiguousarray(windows[lo:hi], np.float32))
+                idx = torch.arange(first + a - lo, first + b - lo)
+                cond = model.conditions(win, idx, torch.from_numpy(eye[a:b]))
+                cond.audio = blend(cond.audio, self.silence, quiet[first + a:first + b])
+                for j in range(b - a):
+                    f = a + j
+                    backdrop = self.plate if not torso else torso_backdrop(
+                        model, torch.from_numpy(poses.rotation[f].astype(np.float32)),
+                        torch.from_numpy(poses.translation[f].astype(np.float32)), self.plate)
+                    one = RayConditions(cond.audio[j:j + 1], cond.eye[j:j + 1], cond.frame_code[j:j + 1])
+                    yield render_frame(model, c2w[f], k, backdrop, one, sampling).rgb
+
+    def render(self, feats: AudioFeatures, audio_file: Path, out: str | Path, opts: RenderOptions | None = None,
+               label: str = "render") -> RenderResult:
+        """Render the video of ``feats`` (muxing ``audio_file``) to ``out``, atomically."""
+        opts = opts or RenderOptions()
+        out = check_output(out)
+        total = feats.n_video_frames
+        if opts.start < 0 or (opts.duration is not None and opts.duration <= 0):
+            raise InputError("--start must be >= 0 and --duration > 0")
+        first = int(round(opts.start * FPS))
+        if first >= total:
+            raise InputError(f"--start {opts.start:g} s is past the end of the audio ({feats.duration:.2f} s)")
+        n = total - first if opts.duration is None else min(total - first, max(1, int(round(opts.duration * FPS))))
+        size = self._output_size(opts.height)
+        clock = _AudioClock(audio_file, first / FPS, n)
+        t0 = time.perf_counter()
+        with VideoWriter(out, FPS, size, audio_rate=AUDIO_RATE, crf=opts.crf) as writer, \
+                progress(label, total=n) as bar:
+            for i, frame in enumerate(self.frames(feats, opts, first, n)):
+                if size != (self.width, self.height):
+                    frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA if size[1] < self.height
+                                       else cv2.INTER_CUBIC)
+                writer.write(frame, clock.next_frame())
+                bar.advance()
+                if (i + 1) % 5 == 0:
+                    bar.update(description=f"{label} ({(i + 1) / (time.perf_counter() - t0):.2f} fps)")
+        seconds = time.perf_counter() - t0
+        return RenderResult(out, n, seconds, n / FPS, size)
+
+    def _output_size(self, height: int | None) -> tuple[int, int]:
+        if height is None or height == self.height:
+            return self.width, self.height
+        if not 16 <= height <= 4320:
+            raise InputError(f"output height {height} is outside 16-4320 pixels")
+        width = int(round(self.width * height / self.height / 2)) * 2
+        return width, height + height % 2
+
+
+def render_video(name: str, out: str | Path, audio: str | Path | None = None, text: str | None = None,
+                 voice: str | None = None, rate: int | None = None, opts: RenderOptions | None = None,
+                 root: str | Path | None = None, checkpoint: str | Path | None = None) -> RenderResult:
+    """Render identity ``name`` saying ``audio`` (any file PyAV reads) or ``text`` (espeak-ng)."""
+    check_output(out)
+    renderer = AvatarRenderer(name, root, checkpoint)
+    feats, audio_file = renderer.features(audio, text, voice, rate)
+    return renderer.render(feats, audio_file, out, opts)
+
+
+@dataclass
+class BatchItem:
+    source: Path
+    result: RenderResult | None
+    error: str | None
+
+
+def audio_files(folder: str | Path) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"audio folder not found: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    if not files:
+        raise InputError(f"no audio files in {folder} (looked for {', '.join(sorted(AUDIO_SUFFIXES))})")
+    return files
+
+
+def render_batch(name: str, audio_dir: str | Path, out_dir: str | Path, opts: RenderOptions | None = None,
+                 root: str | Path | None = None, checkpoint: str | Path | None = None) -> list[BatchItem]:
+    """Render every audio file of ``audio_dir`` to ``out_dir/STEM.mp4`` with the model loaded once;
+    a file that fails is reported and skipped."""
+    files = audio_files(audio_dir)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    renderer = AvatarRenderer(name, root, checkpoint)
+    items = []
+    for k, path in enumerate(files):
+        try:
+            feats, audio_file = renderer.features(path)
+            result = renderer.render(feats, audio_file, out_dir / f"{path.stem}.mp4", opts,
+                                     label=f"[{k + 1}/{len(files)}] {path.name}")
+            items.append(BatchItem(path, result, None))
+        except NerfheadError as exc:
+            log.error("%s: %s", path.name, exc)
+            items.append(BatchItem(path, None, str(exc)))
+    return items

@@ -1,0 +1,133 @@
+"""Render speed, where the time goes, and flat memory for long audio (`nerfhead render`).
+
+    .venv/bin/python tools/bench_render.py [--identity NAME] [--audio FILE] [--short 10] [--long 60]
+
+1. Profile: renders ``--profile-frames`` frames in this process, timing the torso field, the head
+   field and the H.264 encoder separately, and prints frames/s at the identity's resolution.
+2. Memory: renders the first ``--short`` and ``--long`` seconds of the audio with the CLI in child
+   processes and prints both peak RSS figures and their ratio (streaming: they should be equal),
+   and checks each mp4 as ffprobe would: video frames in the header, video and audio durations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from nerfhead.io.video import VideoWriter, probe_video  # noqa: E402
+from nerfhead.log import setup_logging  # noqa: E402
+from nerfhead.render.driven import AvatarRenderer, RenderOptions  # noqa: E402
+from nerfhead.render.frame import render_frame, torso_backdrop  # noqa: E402
+from nerfhead.render.poses import capture_poses  # noqa: E402
+
+
+def default_audio() -> Path:
+    shared = REPO.parent / "shared" / "data" / "audio" / "eng.wav"
+    return shared if shared.is_file() else REPO / "identities" / "obama" / "capture.mp4"
+
+
+def profile(renderer: AvatarRenderer, audio: Path, n: int) -> None:
+    feats, _ = renderer.features(audio)
+    model, k = renderer.model, renderer.model.intrinsics
+    poses = capture_poses(renderer.ident, n)
+    c2w = poses.camera_to_head.astype(np.float32)
+    windows = torch.from_numpy(np.ascontiguousarray(feats.windows_for(n), np.float32))
+    times = {"audio codes": 0.0, "torso field": 0.0, "head field": 0.0, "encode": 0.0}
+    samples = 0
+    with tempfile.TemporaryDirectory() as tmp, \
+            VideoWriter(Path(tmp) / "p.mp4", 25, (renderer.width, renderer.height)) as writer, torch.no_grad():
+        t_all = time.perf_counter()
+        t0 = time.perf_counter()
+        cond = model.conditions(windows, torch.arange(n), torch.zeros(n))
+        times["audio codes"] += time.perf_counter() - t0
+        for f in range(n):
+            t0 = time.perf_counter()
+            back = torso_backdrop(model, torch.from_numpy(poses.rotation[f].astype(np.float32)),
+                                  torch.from_numpy(poses.translation[f].astype(np.float32)), renderer.plate)
+            t1 = time.perf_counter()
+            from nerfhead.field.renderer import RayConditions
+            one = RayConditions(cond.audio[f:f + 1], cond.eye[f:f + 1], cond.frame_code[f:f + 1])
+            out = render_frame(model, c2w[f], k, back, one, renderer.avatar.sampling)
+            t2 = time.perf_counter()
+            writer.write(out.rgb)
+            t3 = time.perf_counter()
+            times["torso field"] += t1 - t0
+            times["head field"] += t2 - t1
+            times["encode"] += t3 - t2
+            samples += int((out.opacity > 0).sum())
+        wall = time.perf_counter() - t_all
+    print(f"profile: {n} frames at {renderer.width}x{renderer.height}, {torch.get_num_threads()} threads: "
+          f"{n / wall:.2f} frames/s ({wall / n * 1000:.0f} ms a frame)")
+    for name, sec in times.items():
+        print(f"  {name:<12} {sec / n * 1000:7.1f} ms/frame  {100 * sec / wall:5.1f} %")
+
+
+def child_render(identity: str, audio: Path, seconds: float, out: Path, threads: int) -> tuple[float, float]:
+    """(peak RSS MiB, wall seconds) of `nerfhead render` in a child process."""
+    env = dict(os.environ, NERFHEAD_PROGRESS="0", OMP_NUM_THREADS=str(threads))
+    cmd = [sys.executable, "-m", "nerfhead", "render", identity, "--audio", str(audio), "--duration", str(seconds),
+           "-o", str(out)]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    output = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"render failed:\n{output}")
+    return usage.ru_maxrss / 1024, wall
+
+
+def check_mp4(path: Path, seconds: float) -> str:
+    info = probe_video(path)
+    want = int(round(seconds * 25))
+    ok = info.frames_in_header == want and info.audio_duration is not None and \
+        abs(info.audio_duration - info.duration) <= 1 / 25
+    return (f"{path.name}: {info.frames_in_header} video frames (want {want}), video {info.duration:.3f} s, "
+            f"audio {info.audio_duration:.3f} s, {info.width}x{info.height} {info.codec} -> {'OK' if ok else 'FAIL'}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--identity", default="cnn")
+    ap.add_argument("--audio", type=Path, default=default_audio())
+    ap.add_argument("--profile-frames", type=int, default=20)
+    ap.add_argument("--short", type=float, default=10.0)
+    ap.add_argument("--long", type=float, default=60.0)
+    ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    args = ap.parse_args()
+    setup_logging()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    renderer = AvatarRenderer(args.identity)
+    print(f"identity {args.identity}, checkpoint {renderer.avatar.checkpoint} (step {renderer.avatar.step}); "
+          f"audio {args.audio}")
+    profile(renderer, args.audio, args.profile_frames)
+    if args.skip_memory:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = []
+        for seconds in (args.short, args.long):
+            out = Path(tmp) / f"render_{seconds:g}s.mp4"
+            rss, wall = child_render(args.identity, args.audio, seconds, out, args.threads or os.cpu_count() or 1)
+            rows.append((seconds, rss, wall))
+            print(f"{seconds:g} s of audio: peak RSS {rss:.0f} MiB, {wall:.0f} s wall "
+                  f"({seconds * 25 / wall:.2f} frames/s incl. start-up)")
+            print("  " + check_mp4(out, seconds))
+        ratio = rows[1][1] / rows[0][1]
+        print(f"peak RSS {rows[1][0]:g} s / {rows[0][0]:g} s = {ratio:.3f} ({'within' if abs(ratio - 1) <= 0.1 else 'NOT within'} 10 %)")
+
+
+if __name__ == "__main__":
+    main()
