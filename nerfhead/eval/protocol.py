@@ -25,7 +25,7 @@ from nerfhead.eval.metrics import mouth_opening
 from nerfhead.io.files import atomic_path
 from nerfhead.io.images import write_rgb
 from nerfhead.log import get_logger
-from nerfhead.train.curves import plot_training_curves
+from nerfhead.train.curves import plot_training_curves, stage_throughput
 from nerfhead.train.data import load_training_data
 from nerfhead.train.run import load_avatar
 
@@ -59,7 +59,8 @@ def evaluate_identity(name: str, checkpoint: str | Path | None = None, root: str
         "real": temporal_stability(run.real, run.real_landmarks, bg, size),
     }
     speed = {"render_fps_test_frames": sd.n_test_frames / max(sd.seconds["render"], 1e-9),
-             "image_size": [data.store.height, data.store.width]}
+             "image_size": [data.store.height, data.store.width],
+             "training": stage_throughput(avatar.checkpoint.parent / "tb")}
 
     cross: list[LipSyncScores] = []
     if audio:
@@ -169,6 +170,9 @@ def _html(report: dict, pictures: dict[str, bytes], curves: Path | None) -> str:
     sp = report["speed"]
     speed = f"<p>Render of the test frames (head, torso and plate): {sp['render_fps_test_frames']:.2f} frames/s at " \
             f"{sp['image_size'][1]}x{sp['image_size'][0]} on this machine.</p>"
+    if sp.get("training"):
+        speed += "<p>Training: " + "; ".join(f"{k} {v['steps']:.0f} steps at {v['steps_per_s']:.1f} steps/s "
+                                             f"({v['seconds'] / 60:.1f} min)" for k, v in sp["training"].items()) + "</p>"
     if curves is not None:
         speed += page.img_tag(Path(curves).read_bytes(), "training curves")
     sections.append(("Speed and training", speed))
@@ -196,6 +200,8 @@ def summary(report: dict) -> str:
     if lips:
         lines.append("lip sync (mouth opening vs audio):")
         lines += ["  " + LipSyncScores(**v).row() for v in lips]
+    for k, v in report["speed"].get("training", {}).items():
+        lines.append(f"training {k}: {v['steps']:.0f} steps at {v['steps_per_s']:.1f} steps/s ({v['seconds'] / 60:.1f} min)")
     lines.append(f"render speed (test frames): {report['speed']['render_fps_test_frames']:.2f} frames/s; "
                  f"evaluation took {report['seconds']:.0f} s")
     return "\n".join(lines)

@@ -14,9 +14,8 @@ _PANELS = (("training PSNR (dB, rays of the batch)", ("psnr",)),
            ("occupied fraction of the grid", ("occupied",)), ("samples per ray", ("samples_per_ray",)))
 
 
-def read_scalars(tb_dir: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{"stage/metric": (steps, values)} from every event file under ``tb_dir`` (a resumed stage's
-    repeated steps keep their last value)."""
+def _events(tb_dir: str | Path) -> dict[str, list]:
+    """{"stage/metric": [ScalarEvent(wall_time, step, value), ...]} from every event file under ``tb_dir``."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     tb_dir = Path(tb_dir)
@@ -24,11 +23,42 @@ def read_scalars(tb_dir: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]
         return {}
     acc = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0})
     acc.Reload()
+    return {tag: list(acc.Scalars(tag)) for tag in acc.Tags().get("scalars", [])}
+
+
+def read_scalars(tb_dir: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{"stage/metric": (steps, values)} from every event file under ``tb_dir`` (a resumed stage's
+    repeated steps keep their last value)."""
     out = {}
-    for tag in acc.Tags().get("scalars", []):
-        by_step = {e.step: e.value for e in acc.Scalars(tag)}
+    for tag, events in _events(tb_dir).items():
+        by_step = {e.step: e.value for e in events}
         steps = np.array(sorted(by_step))
         out[tag] = (steps, np.array([by_step[s] for s in steps]))
+    return out
+
+
+def stage_throughput(tb_dir: str | Path) -> dict[str, dict[str, float]]:
+    """Training speed per stage from the wall times of the logged steps: {stage: {steps_per_s
+    (median over log intervals, so pauses and restarts do not count), steps, seconds (sum of the
+    intervals, pauses left out)}}."""
+    out = {}
+    for tag, events in _events(tb_dir).items():
+        stage, metric = tag.split("/", 1)
+        if metric != "loss" or len(events) < 3:
+            continue
+        ev = sorted(events, key=lambda e: e.wall_time)
+        rates, secs = [], []
+        for a, b in zip(ev, ev[1:]):
+            if b.step > a.step and b.wall_time > a.wall_time:
+                rates.append((b.step - a.step) / (b.wall_time - a.wall_time))
+                secs.append(b.wall_time - a.wall_time)
+        if not rates:
+            continue
+        med = float(np.median(rates))
+        # an interval much slower than usual holds a pause (a restart, a panel render): count it at the median
+        steps = [r * t for r, t in zip(rates, secs)]
+        seconds = sum(min(t, n / med * 1.5) for n, t in zip(steps, secs))
+        out[stage] = {"steps_per_s": med, "steps": float(max(e.step for e in ev)), "seconds": float(seconds)}
     return out
 
 
