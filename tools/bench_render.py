@@ -25,6 +25,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from nerfhead.field.renderer import RayConditions  # noqa: E402
 from nerfhead.io.video import VideoWriter, probe_video  # noqa: E402
 from nerfhead.log import setup_logging  # noqa: E402
 from nerfhead.render.driven import AvatarRenderer, RenderOptions  # noqa: E402
@@ -56,7 +57,6 @@ def profile(renderer: AvatarRenderer, audio: Path, n: int) -> None:
             back = torso_backdrop(model, torch.from_numpy(poses.rotation[f].astype(np.float32)),
                                   torch.from_numpy(poses.translation[f].astype(np.float32)), renderer.plate)
             t1 = time.perf_counter()
-            from nerfhead.field.renderer import RayConditions
             one = RayConditions(cond.audio[f:f + 1], cond.eye[f:f + 1], cond.frame_code[f:f + 1])
             out = render_frame(model, c2w[f], k, back, one, renderer.avatar.sampling)
             t2 = time.perf_counter()
@@ -73,11 +73,11 @@ def profile(renderer: AvatarRenderer, audio: Path, n: int) -> None:
         print(f"  {name:<12} {sec / n * 1000:7.1f} ms/frame  {100 * sec / wall:5.1f} %")
 
 
-def child_render(identity: str, audio: Path, seconds: float, out: Path, threads: int) -> tuple[float, float]:
+def child_render(identity: str, audio: Path, seconds: float, out: Path, threads: int, scale: float) -> tuple[float, float]:
     """(peak RSS MiB, wall seconds) of `nerfhead render` in a child process."""
     env = dict(os.environ, NERFHEAD_PROGRESS="0", OMP_NUM_THREADS=str(threads))
     cmd = [sys.executable, "-m", "nerfhead", "render", identity, "--audio", str(audio), "--duration", str(seconds),
-           "-o", str(out)]
+           "--scale", str(scale), "-o", str(out)]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -105,6 +105,8 @@ def main() -> None:
     ap.add_argument("--short", type=float, default=10.0)
     ap.add_argument("--long", type=float, default=60.0)
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--memory-scale", type=float, default=1.0,
+                    help="--scale of the memory renders (0.5: draft, about 4x faster; memory behaviour is the same)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     args = ap.parse_args()
     setup_logging()
@@ -120,9 +122,10 @@ def main() -> None:
         rows = []
         for seconds in (args.short, args.long):
             out = Path(tmp) / f"render_{seconds:g}s.mp4"
-            rss, wall = child_render(args.identity, args.audio, seconds, out, args.threads or os.cpu_count() or 1)
+            rss, wall = child_render(args.identity, args.audio, seconds, out, args.threads or os.cpu_count() or 1,
+                                     args.memory_scale)
             rows.append((seconds, rss, wall))
-            print(f"{seconds:g} s of audio: peak RSS {rss:.0f} MiB, {wall:.0f} s wall "
+            print(f"{seconds:g} s of audio (--scale {args.memory_scale:g}): peak RSS {rss:.0f} MiB, {wall:.0f} s wall "
                   f"({seconds * 25 / wall:.2f} frames/s incl. start-up)")
             print("  " + check_mp4(out, seconds))
         ratio = rows[1][1] / rows[0][1]

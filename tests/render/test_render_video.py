@@ -54,7 +54,7 @@ def test_render_part_of_a_video_file_with_its_audio(trained_sample, sample_captu
 def test_silence_only_renders_a_closed_still_mouth(trained_sample, tmp_path):
     out = tmp_path / "silence.mp4"
     r = render_video(trained_sample.name, out, audio=_wav(tmp_path / "silence.wav", 1.2),
-                     root=trained_sample.root.parent, opts=RenderOptions(height=256))
+                     root=trained_sample.root.parent, opts=RenderOptions(height=256, scale=0.5))
     assert r.frames == 30 and probe_video(out).width == 256
 
 
