@@ -33,7 +33,7 @@ class TorsoStageConfig:
     lr_encoding: float = 1e-2
     lr_net: float = 1e-3
     lr_final_ratio: float = 0.3
-    background_alpha_weight: float = 0.3  # torso alpha on background pixels (a moving backdrop must stay the plate's)
+    background_alpha_weight: float = 1e-2  # torso alpha on background pixels (configs/cpu.yaml: 0.3, for moving backdrops)
 
 
 def composite(head_rgb: torch.Tensor, head_alpha: torch.Tensor, torso_rgb: torch.Tensor, torso_alpha: torch.Tensor,
