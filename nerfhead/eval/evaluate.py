@@ -10,7 +10,6 @@ see :mod:`nerfhead.render.silence`).
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 import wave
@@ -23,16 +22,12 @@ import torch
 from nerfhead.dataset import Identity
 from nerfhead.eval.selfdriven import (HeldOutFrames, SelfDrivenScores, frozen_source, previous_source,
                                       retrieval_source)
-from nerfhead.eval.metrics import psnr
 from nerfhead.eval.strips import mouth_strip
-from nerfhead.io.files import atomic_path
-from nerfhead.io.images import write_rgb
 from nerfhead.log import get_logger, progress
-from nerfhead.train.curves import plot_training_curves
-from nerfhead.train.data import TrainingData, load_training_data
+from nerfhead.train.data import TrainingData
 from nerfhead.train.preview import dataset_backdrop, render_dataset_frame
 from nerfhead.render.silence import silence_code
-from nerfhead.train.run import Avatar, load_avatar
+from nerfhead.train.run import Avatar
 
 log = get_logger(__name__)
 
@@ -65,17 +60,6 @@ class SelfDrivenReport:
     def goals_met(self) -> dict[str, bool]:
         ours = self.scores["ours"].as_dict()
         return {k: bool(ours[k] <= v if k == "lmd" else ours[k] >= v) for k, v in GOALS.items()}
-
-    def table(self) -> str:
-        lines = [f"self-driven test frames of '{self.identity}' ({self.n_test_frames} frames, "
-                 f"{self.stage} stage step {self.step}):"]
-        lines += ["  " + s.row() for s in self.scores.values()]
-        lines.append("audio drives the mouth (same frames, other audio):")
-        lines += ["  " + s.row() for s in self.audio_check.values()]
-        met = self.goals_met()
-        lines.append("goals: " + ", ".join(f"{k} {'met' if ok else 'not met'} ({'<=' if k == 'lmd' else '>='} {GOALS[k]})"
-                                           for k, ok in met.items()))
-        return "\n".join(lines)
 
 
 def silent_windows(data: TrainingData) -> torch.Tensor:
@@ -177,8 +161,9 @@ def run_selfdriven(ident: Identity, avatar: Avatar, data: TrainingData,
     t0 = time.perf_counter()
     audio_check = {"shuffled": held.score("shuffled", renders.render(test, shuffled_windows(data, test),
                                                                      "render, shuffled audio").__getitem__)}
-    silent = renders.render(test, silent_windows(data), "render, silent audio",
-                            audio_code=capture_silence_code(avatar, data))
+    code = capture_silence_code(avatar, data)  # what a render of silent audio uses; else silent features
+    silent = renders.render(test, None if code is not None else silent_windows(data), "render, silent audio",
+                            audio_code=code)
     audio_check["silent"] = held.score("silent", silent.__getitem__)
     seconds["audio_check"] = time.perf_counter() - t0
     report = SelfDrivenReport(ident.name, str(avatar.checkpoint), avatar.stage, avatar.step, n, scores, audio_check,
@@ -200,24 +185,6 @@ def temporal_stability(frames: list[np.ndarray], landmarks: np.ndarray, backgrou
         if m.any():
             flick.append(float(np.abs(a.astype(np.int16) - b.astype(np.int16))[m].mean()))
     return {"landmark_jitter_px": jitter, "background_flicker": float(np.mean(flick)) if flick else float("nan")}
-
-
-def evaluate_selfdriven(name: str, checkpoint: str | Path | None = None, root: str | Path | None = None,
-                        out_dir: str | Path | None = None, max_frames: int | None = None) -> tuple[SelfDrivenReport, Path]:
-    """Score the avatar and the baselines on the test frames; write ``selfdriven.json`` and
-    ``mouth_strip.png`` into ``out_dir`` (default ``identities/NAME/eval``)."""
-    ident = Identity.at(name, root)
-    ident.manifest()
-    avatar = load_avatar(ident, checkpoint)
-    run = run_selfdriven(ident, avatar, load_training_data(ident), max_frames)
-    out = Path(out_dir) if out_dir is not None else ident.root / "eval"
-    out.mkdir(parents=True, exist_ok=True)
-    write_rgb(out / "mouth_strip.png", _mouth_strip(run))
-    plot_training_curves(avatar.checkpoint.parent / "tb", out / "training_curves.png", title=f"training of '{ident.name}'")
-    path = out / "selfdriven.json"
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(run.report.as_dict(), indent=1))
-    return run.report, path
 
 
 def _picks(run: SelfDrivenRun, k: int) -> list[int]:

@@ -119,7 +119,7 @@ def lipsync_scores(name: str, opening: np.ndarray, feats: AudioFeatures, samples
                 segs.append((v, s - f0, e - f0))
     pbm, n_pbm = _closed_rate(opening, [s for s in segs if s[0] == PBM], threshold)
     vow, _ = _closed_rate(opening, [s for s in segs if s[0] in VOWELS], threshold)
-    silent = _long_runs(~speech, MIN_SILENCE_FRAMES) & ok
+    silent = long_runs(~speech, MIN_SILENCE_FRAMES) & ok
     return LipSyncScores(
         name=name, loudness_corr=float(corr), lag=int(lag), bilabial_margin=float(pbm - vow),
         closed_at_bilabial=pbm, closed_at_vowels=vow, n_bilabial=n_pbm,
@@ -128,18 +128,12 @@ def lipsync_scores(name: str, opening: np.ndarray, feats: AudioFeatures, samples
         opening=[round(float(v), 5) if np.isfinite(v) else None for v in opening], loudness=[round(float(v), 2) for v in loud])
 
 
-def _long_runs(mask: np.ndarray, min_len: int) -> np.ndarray:
+def long_runs(mask: np.ndarray, min_len: int) -> np.ndarray:
     """``mask`` with runs of True shorter than ``min_len`` cleared."""
+    mask = np.asarray(mask, bool)
     out = np.zeros_like(mask)
-    i = 0
-    while i < len(mask):
-        if mask[i]:
-            j = i
-            while j < len(mask) and mask[j]:
-                j += 1
-            if j - i >= min_len:
-                out[i:j] = True
-            i = j
-        else:
-            i += 1
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    for s, e in zip(edges[::2], edges[1::2]):
+        if e - s >= min_len:
+            out[s:e] = True
     return out

@@ -85,9 +85,8 @@ def check_output(path: str | Path, suffix: str = ".mp4") -> Path:
 class _AudioClock:
     """Hands out the audio samples of each video frame, streaming the source file."""
 
-    def __init__(self, path: Path, start: float, n_frames: int, rate: int = AUDIO_RATE) -> None:
+    def __init__(self, path: Path, start: float, rate: int = AUDIO_RATE) -> None:
         self.per = rate / FPS
-        self.n_frames = n_frames
         self._chunks = iter_audio(path, rate, chunk_seconds=2.0)
         self._buf = np.zeros(0, np.float32)
         self._skip = int(round(start * rate))
@@ -215,7 +214,7 @@ class AvatarRenderer:
             raise InputError(f"--start {opts.start:g} s is past the end of the audio ({feats.duration:.2f} s)")
         n = total - first if opts.duration is None else min(total - first, max(1, int(round(opts.duration * FPS))))
         size = self._output_size(opts.height)
-        clock = _AudioClock(audio_file, first / FPS, n)
+        clock = _AudioClock(audio_file, first / FPS)
         t0 = time.perf_counter()
         with VideoWriter(out, FPS, size, audio_rate=AUDIO_RATE, crf=opts.crf) as writer, \
                 progress(label, total=n) as bar:

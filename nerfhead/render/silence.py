@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from scipy.ndimage import uniform_filter1d
 
-from nerfhead.eval.lipsync import frame_labels
+from nerfhead.eval.lipsync import frame_labels, long_runs
 
 MIN_SILENT_FRAMES = 5  # 0.2 s: shorter pauses are part of speech
 RAMP_FRAMES = 3
@@ -21,13 +21,7 @@ RAMP_FRAMES = 3
 
 def silent_runs(speech: np.ndarray, min_frames: int = MIN_SILENT_FRAMES) -> np.ndarray:
     """(n,) bool: frames inside runs of at least ``min_frames`` frames without speech."""
-    quiet = ~np.asarray(speech, bool)
-    out = np.zeros_like(quiet)
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))
-    for s, e in zip(edges[::2], edges[1::2]):
-        if e - s >= min_frames:
-            out[s:e] = True
-    return out
+    return long_runs(~np.asarray(speech, bool), min_frames)
 
 
 def silence_weights(vad: np.ndarray | None, n_frames: int, ramp: int = RAMP_FRAMES) -> np.ndarray:
