@@ -12,7 +12,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -93,8 +95,25 @@ def check_mp4(path: Path, seconds: float) -> str:
     want = int(round(seconds * 25))
     ok = info.frames_in_header == want and info.audio_duration is not None and \
         abs(info.audio_duration - info.duration) <= 1 / 25
-    return (f"{path.name}: {info.frames_in_header} video frames (want {want}), video {info.duration:.3f} s, "
+    line = (f"{path.name}: {info.frames_in_header} video frames (want {want}), video {info.duration:.3f} s, "
             f"audio {info.audio_duration:.3f} s, {info.width}x{info.height} {info.codec} -> {'OK' if ok else 'FAIL'}")
+    return line + "\n  " + ffprobe_check(path, want)
+
+
+def ffprobe_check(path: Path, want: int) -> str:
+    """The same file as ffprobe sees it (decoded frame count, stream durations), where ffprobe exists."""
+    exe = shutil.which("ffprobe")
+    if exe is None:
+        return "ffprobe: not installed here (apt-get install ffmpeg); PyAV's reading above only"
+    cmd = [exe, "-v", "error", "-count_frames", "-show_entries", "stream=codec_type,nb_read_frames,duration",
+           "-of", "json", str(path)]
+    streams = {s["codec_type"]: s for s in json.loads(subprocess.run(cmd, capture_output=True, text=True,
+                                                                    check=True).stdout)["streams"]}
+    v, a = streams.get("video", {}), streams.get("audio", {})
+    frames, vdur, adur = int(v.get("nb_read_frames", -1)), float(v.get("duration", "nan")), float(a.get("duration", "nan"))
+    ok = frames == want and abs(vdur - adur) <= 1 / 25
+    return (f"ffprobe: {frames} video frames decoded (want {want}), video {vdur:.3f} s, audio {adur:.3f} s "
+            f"-> {'OK' if ok else 'FAIL'}")
 
 
 def main() -> None:

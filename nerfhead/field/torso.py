@@ -91,3 +91,26 @@ class TorsoField(nn.Module):
         feat = self.grid((xy + offset).clamp(0.0, 1.0))
         out = self.color(torch.cat([feat, pose_enc, code], -1))
         return torch.sigmoid(out[:, :3]), torch.sigmoid(out[:, 3])
+
+    def for_frame(self, pose: torch.Tensor, code: torch.Tensor):
+        """The field of one frame as a function ``xy (P, 2) -> (rgb (P, 3), alpha (P,))``, equal to
+        :meth:`forward` with ``pose`` (1, 6) and ``code`` (1, code_dim) on every pixel, but faster:
+        what is the same for all pixels (the encoded anchors and the code) is folded once into the
+        biases of both MLPs' first layers, so each pixel only carries its own coordinates."""
+        n = self.cfg.frequencies
+        const = torch.cat([frequency_encode(pose.reshape(1, 6), n), code.reshape(1, -1)], -1)[0]
+
+        def fold(net: nn.Sequential, own: int) -> tuple[torch.Tensor, torch.Tensor]:
+            first = net[0]
+            return first.weight[:, :own], first.bias + first.weight[:, own:] @ const
+
+        w_deform, b_deform = fold(self.deform, 2 * (1 + 2 * n))
+        w_color, b_color = fold(self.color, self.grid.output_dim)
+
+        def field(xy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            h = self.deform[1:](torch.nn.functional.linear(frequency_encode(xy, n), w_deform, b_deform))
+            feat = self.grid((xy + torch.tanh(h) * self.cfg.max_offset).clamp(0.0, 1.0))
+            out = self.color[1:](torch.nn.functional.linear(feat, w_color, b_color))
+            return torch.sigmoid(out[:, :3]), torch.sigmoid(out[:, 3])
+
+        return field

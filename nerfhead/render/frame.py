@@ -22,27 +22,47 @@ class FrameRender:
 
 def head_pixel_rect(model: TalkingHeadModel, c2w: np.ndarray, k: Intrinsics, height: int, width: int,
                     pad: int = 2) -> tuple[int, int, int, int]:
-    """(x0, y0, x1, y1): the image rectangle covering the projection of the head box."""
-    lo, hi = model.field.aabb.cpu().numpy()
-    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+    """(x0, y0, x1, y1): the image rectangle that holds every ray able to reach an occupied cell
+    of the head's occupancy grid (samples exist only there), empty when no cell is occupied.
+
+    Each occupied cell lies inside the sphere around its centre through its corners; the sphere's
+    projection bounds the cell's. Far tighter than the projected head box, whose margins reach
+    the frame's edges, and exact: the rays left out would have marched no sample.
+    """
+    grid = model.grid
+    occupied = grid.occupied_mask().nonzero().squeeze(1)
+    if occupied.numel() == 0:
+        return 0, 0, 0, 0
+    centres = grid.cell_points(occupied).cpu().numpy().astype(np.float64)
+    lo, hi = model.field.aabb.cpu().numpy().astype(np.float64)
+    radius = 0.5 * float(np.linalg.norm((hi - lo) / grid.resolution))
     w2c = np.linalg.inv(c2w)
-    cam = corners @ w2c[:3, :3].T + w2c[:3, 3]
-    if (cam[:, 2] <= 1e-6).any():  # camera inside or behind the box: whole image
+    cam = centres @ w2c[:3, :3].T + w2c[:3, 3]
+    z = cam[:, 2]
+    if (z <= radius * 1.01).any():  # camera inside or behind the head: whole image
         return 0, 0, width, height
-    u = k.fx * cam[:, 0] / cam[:, 2] + k.cx
-    v = k.fy * cam[:, 1] / cam[:, 2] + k.cy
-    x0, x1 = int(np.clip(np.floor(u.min()) - pad, 0, width)), int(np.clip(np.ceil(u.max()) + pad, 0, width))
-    y0, y1 = int(np.clip(np.floor(v.min()) - pad, 0, height)), int(np.clip(np.ceil(v.max()) + pad, 0, height))
+    # a point of the sphere projects at most f r (1 + |x / z|) / (z - r) from the centre's projection
+    reach = radius / (z - radius)
+    u, v = k.fx * cam[:, 0] / z + k.cx, k.fy * cam[:, 1] / z + k.cy
+    ru = k.fx * reach * (1 + np.abs(cam[:, 0] / z))
+    rv = k.fy * reach * (1 + np.abs(cam[:, 1] / z))
+    x0 = int(np.clip(np.floor((u - ru).min()) - pad, 0, width))
+    x1 = int(np.clip(np.ceil((u + ru).max()) + pad, 0, width))
+    y0 = int(np.clip(np.floor((v - rv).min()) - pad, 0, height))
+    y1 = int(np.clip(np.ceil((v + rv).max()) + pad, 0, height))
     return x0, y0, x1, y1
 
 
 @torch.no_grad()
 def render_frame(model: TalkingHeadModel, c2w: np.ndarray, k: Intrinsics, backdrop: np.ndarray,
-                 cond: RayConditions, sampling: SamplingConfig, chunk: int = 32768) -> FrameRender:
+                 cond: RayConditions, sampling: SamplingConfig, chunk: int = 2048) -> FrameRender:
     """Render the head for camera ``c2w`` over ``backdrop`` (H, W, 3) uint8.
 
     ``cond`` holds the conditioning of this one frame (each tensor with one row). Only pixels inside
-    the projected head box are marched; the rest show the backdrop.
+    the rectangle of rays that can reach the head (:func:`head_pixel_rect`) are marched; the rest
+    show the backdrop. Rays go through the field ``chunk`` at a time: some 2,000 rays (about
+    10,000 samples) keep the field's intermediate tensors in the CPU caches, about twice as fast
+    on 2 cores as 32,768 rays at a time.
     """
     h, w = backdrop.shape[:2]
     out = backdrop.astype(np.float32) / 255.0
@@ -70,7 +90,7 @@ def render_frame(model: TalkingHeadModel, c2w: np.ndarray, k: Intrinsics, backdr
 
 @torch.no_grad()
 def torso_backdrop(model: TalkingHeadModel, rotation: torch.Tensor, translation: torch.Tensor, plate: np.ndarray,
-                   code: torch.Tensor | None = None, chunk: int = 65536, coarse: int = 4,
+                   code: torch.Tensor | None = None, chunk: int = 8192, coarse: int = 4,
                    min_alpha: float = 1e-3) -> np.ndarray:
     """(H, W, 3) uint8: the torso field for head pose (rotation (3, 3), translation (3,)) over the
     background ``plate``; ``code`` (1, code_dim) is the torso frame code, default the neutral one.
@@ -84,13 +104,13 @@ def torso_backdrop(model: TalkingHeadModel, rotation: torch.Tensor, translation:
     pose = torso.anchor_positions(rotation.reshape(1, 3, 3).to(device), translation.reshape(1, 3).to(device),
                                   model.intrinsics)
     code = torso.neutral_code(1) if code is None else code
+    field = torso.for_frame(pose, code)
 
-    def evaluate(xs: torch.Tensor, ys: torch.Tensor, rgb_out: bool = True):
+    def evaluate(xs: torch.Tensor, ys: torch.Tensor):
         xy = pixel_coords(torch.stack([xs, ys], -1), h, w)
         rgbs, alphas = [], []
         for s in range(0, len(xy), chunk):
-            e = min(s + chunk, len(xy))
-            rgb, alpha = torso(xy[s:e], pose.expand(e - s, -1), code.expand(e - s, -1))
+            rgb, alpha = field(xy[s:s + chunk])
             rgbs.append(rgb)
             alphas.append(alpha)
         return (torch.cat(rgbs) if rgbs else torch.zeros(0, 3, device=device),
