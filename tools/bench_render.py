@@ -40,6 +40,19 @@ def default_audio() -> Path:
     return shared if shared.is_file() else REPO / "identities" / "obama" / "capture.mp4"
 
 
+def cpu_name() -> str:
+    """The processor's name (speed differs a lot between processors: print it beside every figure)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown processor"
+
+
 def profile(renderer: AvatarRenderer, audio: Path, n: int) -> None:
     feats, _ = renderer.features(audio)
     model, k = renderer.model, renderer.model.intrinsics
@@ -69,7 +82,7 @@ def profile(renderer: AvatarRenderer, audio: Path, n: int) -> None:
             times["encode"] += t3 - t2
             samples += int((out.opacity > 0).sum())
         wall = time.perf_counter() - t_all
-    print(f"profile: {n} frames at {renderer.width}x{renderer.height}, {torch.get_num_threads()} threads: "
+    print(f"profile: {n} frames at {renderer.width}x{renderer.height}, {torch.get_num_threads()} threads on {cpu_name()}: "
           f"{n / wall:.2f} frames/s ({wall / n * 1000:.0f} ms a frame)")
     for name, sec in times.items():
         print(f"  {name:<12} {sec / n * 1000:7.1f} ms/frame  {100 * sec / wall:5.1f} %")
