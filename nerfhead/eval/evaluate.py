@@ -89,16 +89,18 @@ def capture_silence_code(avatar: Avatar, data: TrainingData) -> torch.Tensor | N
         return silence_code(avatar.model, data.windows, feats.vad, data.train_frames)
 
 
-def shuffled_windows(data: TrainingData, frames: list[int], seed: int = 0) -> torch.Tensor:
-    """The capture's windows with those of ``frames`` permuted among themselves (a derangement)."""
+def shuffled_audio(data: TrainingData, frames: list[int], seed: int = 0) -> tuple[torch.Tensor, np.ndarray]:
+    """The capture's audio windows and articulation track with those of ``frames`` permuted among
+    themselves (one derangement for both)."""
     rng = np.random.default_rng(seed)
     frames = np.asarray(frames)
     perm = rng.permutation(len(frames))
     while len(frames) > 1 and (perm == np.arange(len(frames))).any():
         perm = rng.permutation(len(frames))
-    out = data.windows.clone()
-    out[frames] = data.windows[frames[perm]]
-    return out
+    windows, articulation = data.windows.clone(), data.articulation.copy()
+    windows[frames] = data.windows[frames[perm]]
+    articulation[frames] = data.articulation[frames[perm]]
+    return windows, articulation
 
 
 class _AvatarFrames:
@@ -109,14 +111,15 @@ class _AvatarFrames:
         self._backdrops: dict[int, np.ndarray] = {}
 
     def render(self, frames: list[int], windows: torch.Tensor | None, label: str,
-               audio_code: torch.Tensor | None = None) -> dict[int, np.ndarray]:
+               audio_code: torch.Tensor | None = None, articulation: np.ndarray | None = None) -> dict[int, np.ndarray]:
         out = {}
         with progress(label, total=len(frames)) as bar:
             for i in frames:
                 if i not in self._backdrops:
                     self._backdrops[i] = dataset_backdrop(self.avatar.model, self.data, i, self.avatar.has_torso)
                 out[i] = render_dataset_frame(self.avatar.model, self.data, i, self.avatar.sampling,
-                                              windows=windows, backdrop=self._backdrops[i], audio_code=audio_code).rgb
+                                              windows=windows, backdrop=self._backdrops[i], audio_code=audio_code,
+                                              articulation=articulation).rgb
                 bar.advance()
         return out
 
@@ -159,8 +162,9 @@ def run_selfdriven(ident: Identity, avatar: Avatar, data: TrainingData,
     seconds["baselines"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    audio_check = {"shuffled": held.score("shuffled", renders.render(test, shuffled_windows(data, test),
-                                                                     "render, shuffled audio").__getitem__)}
+    windows, articulation = shuffled_audio(data, test)
+    audio_check = {"shuffled": held.score("shuffled", renders.render(test, windows, "render, shuffled audio",
+                                                                     articulation=articulation).__getitem__)}
     code = capture_silence_code(avatar, data)  # what a render of silent audio uses; else silent features
     silent = renders.render(test, None if code is not None else silent_windows(data), "render, silent audio",
                             audio_code=code)

@@ -1,6 +1,6 @@
 """``nerfhead render``: a trained avatar says new audio or a script -> H.264 + AAC mp4.
 
-Streaming: audio codes, poses and blinks are per-frame arrays (a few numbers a frame); frames are
+Streaming: audio codes, mouth openings, poses and blinks are per-frame arrays (a few numbers a frame); frames are
 rendered one at a time and handed to the encoder with the audio samples that play with them, so
 memory does not grow with the length of the audio. The file appears only when it is complete.
 """
@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import torch
 
+from nerfhead.audio.articulation import articulation_track
 from nerfhead.audio.features import AudioFeatures
 from nerfhead.dataset import Identity
 from nerfhead.errors import InputError, NerfheadError
@@ -182,13 +183,15 @@ class AvatarRenderer:
             plate = cv2.resize(self.plate, size, interpolation=cv2.INTER_AREA)
         margin = model.audio_net.cfg.smooth_frames
         quiet = silence_weights(feats.vad, total)
+        mouth = articulation_track(feats, total) if model.mouth_track is not None else None
         with torch.no_grad():
             for a in range(0, n, opts.chunk_frames):
                 b = min(a + opts.chunk_frames, n)
                 lo, hi = max(0, first + a - margin), min(total, first + b + margin)
                 win = torch.from_numpy(np.ascontiguousarray(windows[lo:hi], np.float32))
                 idx = torch.arange(first + a - lo, first + b - lo)
-                cond = model.conditions(win, idx, torch.from_numpy(eye[a:b]))
+                cond = model.conditions(win, idx, torch.from_numpy(eye[a:b]),
+                                        mouth=None if mouth is None else model.mouth_input(mouth[first + a:first + b]))
                 cond.audio = blend(cond.audio, self.silence, quiet[first + a:first + b])
                 for j in range(b - a):
                     f = a + j

@@ -38,16 +38,18 @@ def silence_weights(vad: np.ndarray | None, n_frames: int, ramp: int = RAMP_FRAM
 
 @torch.no_grad()
 def silence_code(model, windows: torch.Tensor, vad: np.ndarray | None, frames: list[int]) -> torch.Tensor | None:
-    """(1, A) mean audio code of ``frames`` (the capture's training frames) that lie in silences;
-    None when the capture has too few silent frames to say."""
+    """(1, A) mean audio code of ``frames`` (the capture's training frames) that lie in silences,
+    with the mouth input of a closed mouth (articulation 0) where the model has one; None when the
+    capture has too few silent frames to say."""
     if vad is None:
         return None
     quiet = silent_runs(frame_labels(vad, len(windows)) >= 0.5)
     picked = [f for f in frames if quiet[f]]
     if len(picked) < MIN_SILENT_FRAMES:
         return None
-    codes = model.audio_net(windows, torch.tensor(picked))
-    return codes.mean(0, keepdim=True)
+    n = len(picked)
+    cond = model.conditions(windows, torch.tensor(picked), torch.zeros(n), mouth=model.mouth_input(np.zeros(n)))
+    return cond.audio.mean(0, keepdim=True)
 
 
 def blend(codes: torch.Tensor, code: torch.Tensor | None, weights: np.ndarray) -> torch.Tensor:

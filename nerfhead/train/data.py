@@ -1,4 +1,5 @@
-"""What training reads of an identity: frames (memory-mapped), rays, audio windows, blinks."""
+"""What training reads of an identity: frames (memory-mapped), rays, audio windows, blinks and
+mouth openings."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import torch
 
 from nerfhead.capture.segment import HEAD, TORSO
 from nerfhead.dataset import Identity
+from nerfhead.eval.lipsync import speech_mask
+from nerfhead.eval.metrics import mouth_opening
 from nerfhead.field.rays import Intrinsics, head_box
 from nerfhead.log import get_logger
 from nerfhead.train.batches import RaySampler
@@ -33,6 +36,8 @@ class TrainingData:
     translation: torch.Tensor  # (n_frames, 3) float32 metres
     aabb: np.ndarray  # (2, 3) head box in the head frame
     lip_points: np.ndarray  # (n_frames, 40, 2) tracked lip landmarks in pixels (NaN without a face)
+    mouth: torch.Tensor  # (n_frames,) float32 tracked mouth opening / median speaking opening (1 without a face)
+    articulation: np.ndarray  # (n_frames,) the capture audio's articulation track (nerfhead.audio.articulation)
 
     @property
     def n_frames(self) -> int:
@@ -64,6 +69,7 @@ class TrainingData:
 def load_training_data(ident: Identity) -> TrainingData:
     """Everything training needs of a processed identity (frames stay on disk, memory-mapped)."""
     from nerfhead.audio import features_for
+    from nerfhead.audio.articulation import articulation_track
 
     m = ident.manifest()
     tracks = ident.tracks()
@@ -72,10 +78,25 @@ def load_training_data(ident: Identity) -> TrainingData:
     windows = torch.from_numpy(np.ascontiguousarray(feats.windows_for(m["n_frames"]), np.float32))
     c2w = np.nan_to_num(tracks["camera_to_head"]).astype(np.float32)
     blink = torch.from_numpy(np.nan_to_num(tracks["blink"]).clip(0, 1).astype(np.float32))
+    n = m["n_frames"]
     return TrainingData(
         ident=ident, store=store, intrinsics=Intrinsics.from_manifest(m), camera_to_head=c2w,
         train_frames=list(m["split"]["train"]), test_frames=list(m["split"]["test"]), windows=windows,
         features=torch.from_numpy(np.asarray(feats.features, np.float32)), feature_spec=feats.spec.to_dict(),
         blink=blink, rotation=torch.from_numpy(np.nan_to_num(tracks["rotation"]).astype(np.float32)),
         translation=torch.from_numpy(np.nan_to_num(tracks["translation"]).astype(np.float32)), aabb=head_box(tracks["canonical_shape"]).astype(np.float32),
-        lip_points=tracks["landmarks"][:, tracks["lip_ids"], :2].astype(np.float32))
+        lip_points=tracks["landmarks"][:, tracks["lip_ids"], :2].astype(np.float32),
+        mouth=torch.from_numpy(normalised_opening(tracks["landmarks"], speech_mask(feats, n))),
+        articulation=articulation_track(feats, n))
+
+
+def normalised_opening(landmarks: np.ndarray, speech: np.ndarray) -> np.ndarray:
+    """(n,) float32 tracked mouth opening (inner-lip gap / face height) over its median in speech
+    (over all frames if no speech is heard); frames without a face: 1."""
+    opening = mouth_opening(np.asarray(landmarks, np.float64))
+    ok = np.isfinite(opening)
+    ref = opening[ok & speech] if (ok & speech).any() else opening[ok]
+    if ref.size == 0:
+        return np.ones(len(opening), np.float32)
+    scale = max(float(np.median(ref)), 1e-4)
+    return np.where(ok, opening / scale, 1.0).astype(np.float32)

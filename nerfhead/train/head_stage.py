@@ -1,8 +1,8 @@
 """The head stage: fit the audio-conditioned head field to the training frames.
 
 Each step draws rays from a few training frames (mostly on the head), conditions them on the
-frame's audio window, blink value and per-frame code, renders them through the occupancy grid
-and composites them over the colour behind the head (real torso or background plate), as
+frame's audio window, blink value, tracked mouth opening (teacher forcing; a render uses the
+audio's articulation track) and per-frame code, renders them through the occupancy grid and composites them over the colour behind the head (real torso or background plate), as
 ER-NeRF does. Loss: photometric MSE, plus a small entropy term that pushes the head's opacity
 to 0 or 1, a penalty on head opacity where the masks say torso or background (the torso field
 owns the neck and collar, so no second chin or seam), and a penalty on audio attention off the
@@ -84,6 +84,7 @@ class HeadStage:
         self.device = next(model.parameters()).device
         self.windows = data.windows.to(self.device)
         self.blink = data.blink.to(self.device)
+        self.mouth = data.mouth.to(self.device)  # teacher forcing: the tracked opening of each frame
         self.sampler = data.sampler(cfg.rays, cfg.frames_per_batch, cfg.head_fraction, seed)
         self.optimizer = two_rate_adam(model, model.field.encoding, cfg.lr_encoding, cfg.lr_net)
         self.generator = torch.Generator().manual_seed(seed + 1)
@@ -94,7 +95,7 @@ class HeadStage:
         frames = self.data.train_frames
         f = frames[int(torch.randint(len(frames), (1,), generator=self.generator))]
         idx = torch.tensor([f], device=self.device)
-        cond = self.model.conditions(self.windows, idx, self.blink[idx])
+        cond = self.model.conditions(self.windows, idx, self.blink[idx], mouth=self.mouth[idx])
         return self.model.field.density(points, cond.audio.expand(len(points), -1), cond.eye.expand(len(points), -1))
 
     def update_grid(self, step: int) -> None:
@@ -120,7 +121,8 @@ class HeadStage:
         self.update_grid(step)
         batch = self._batch(step).to(self.device)
         frame_codes = model.field.frame_codes(batch.frame)
-        cond = model.conditions(self.windows, batch.frame, self.blink[batch.frame], frame_codes)
+        cond = model.conditions(self.windows, batch.frame, self.blink[batch.frame], frame_codes,
+                                mouth=self.mouth[batch.frame])
         jitter = torch.rand(len(batch), generator=self.generator).to(self.device)
         out = render_rays(model.field, model.grid, batch.origins, batch.dirs, cond, batch.behind, cfg.sampling,
                           jitter=jitter)

@@ -16,14 +16,19 @@ from nerfhead.train.data import TrainingData
 
 def render_dataset_frame(model: TalkingHeadModel, data: TrainingData, i: int, sampling: SamplingConfig,
                          torso: bool = False, windows: torch.Tensor | None = None,
-                         backdrop: np.ndarray | None = None, audio_code: torch.Tensor | None = None) -> FrameRender:
+                         backdrop: np.ndarray | None = None, audio_code: torch.Tensor | None = None,
+                         articulation: np.ndarray | None = None) -> FrameRender:
     """Frame ``i``'s camera, audio window and blink, with the neutral frame code, rendered over its
     real backdrop (real torso, else the plate) or, with ``torso``, over the torso field and the plate
-    (the frame as the avatar renders it). ``windows`` replaces the capture's audio windows (other
-    audio for the same frames); ``backdrop`` a backdrop already rendered for this frame."""
+    (the frame as the avatar renders it). The mouth input comes from the audio, as in a render (the
+    capture's articulation track, not the tracked opening). ``windows`` and ``articulation``
+    replace the capture's audio windows and articulation track (other audio for the same frames);
+    ``backdrop`` is a backdrop already rendered for this frame."""
     device = next(model.parameters()).device
     windows = data.windows if windows is None else windows
-    cond = model.conditions(windows.to(device), torch.tensor([i], device=device), data.blink[[i]].to(device))
+    articulation = data.articulation if articulation is None else articulation
+    cond = model.conditions(windows.to(device), torch.tensor([i], device=device), data.blink[[i]].to(device),
+                            mouth=model.mouth_input(articulation[[i]]))
     if audio_code is not None:
         cond.audio = audio_code.to(cond.audio)
     if backdrop is None:

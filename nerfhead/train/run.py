@@ -87,6 +87,9 @@ def new_model(cfg: TrainConfig, data: TrainingData) -> TalkingHeadModel:
                      image_size=[data.store.height, data.store.width], camera=asdict(data.intrinsics))
     model = TalkingHeadModel(cfg.model, meta)
     model.audio_net.set_feature_stats(data.features)
+    if model.mouth_track is not None:
+        train = np.asarray(data.train_frames)
+        model.mouth_track.calibrate(data.articulation[train], data.mouth.numpy()[train])
     return model
 
 

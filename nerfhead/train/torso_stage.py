@@ -59,6 +59,7 @@ class TorsoStage:
         self.plate = torch.from_numpy(np.asarray(data.store.background, np.float32) / 255.0).to(self.device)
         self.windows = data.windows.to(self.device)
         self.blink = data.blink.to(self.device)
+        self.mouth = data.mouth.to(self.device)
         self.rotation = data.rotation.to(self.device)
         self.translation = data.translation.to(self.device)
 
@@ -66,7 +67,8 @@ class TorsoStage:
     def head(self, batch: RayBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """The frozen head's premultiplied colour and alpha on the batch's rays."""
         m = self.model
-        cond = m.conditions(self.windows, batch.frame, self.blink[batch.frame], m.field.frame_codes(batch.frame))
+        cond = m.conditions(self.windows, batch.frame, self.blink[batch.frame], m.field.frame_codes(batch.frame),
+                            mouth=self.mouth[batch.frame])
         zeros = torch.zeros_like(batch.target)
         out = render_rays(m.field, m.grid, batch.origins, batch.dirs, cond, zeros, self.head_sampling)
         return out.head_rgb, out.opacity

@@ -1,0 +1,84 @@
+"""Does a trained avatar open its mouth as far as it is asked? A sweep of the mouth input.
+
+Renders test frames of an identity (their own camera, audio code and blink; head over its real
+backdrop) with the field's mouth input set to the presenter's opening quantiles (5 % ... 95 % of
+the capture's tracked openings), measures the rendered mouth with the landmarker, and prints asked
+against measured opening (inner-lip gap / face height) with their correlation. With ``--image``
+it also writes a strip of the mouths (rows: test frames, columns: asked opening).
+
+    python tools/mouth_sweep.py --identity cnn --frames 4 --image docs/images/mouth_sweep.jpg
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nerfhead.dataset import Identity  # noqa: E402
+from nerfhead.eval.metrics import measure_landmarks, mouth_opening, pearson  # noqa: E402
+from nerfhead.io.images import write_rgb  # noqa: E402
+from nerfhead.render.frame import render_frame  # noqa: E402
+from nerfhead.train.data import load_training_data  # noqa: E402
+from nerfhead.train.run import load_avatar  # noqa: E402
+
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--identity", default="cnn")
+    ap.add_argument("--frames", type=int, default=4, help="test frames to sweep (spread over the test split)")
+    ap.add_argument("--checkpoint", default=None, help="a stage checkpoint (default: the finished avatar)")
+    ap.add_argument("--image", type=Path, default=None, help="write the mouth strip here (.jpg/.png)")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    ident = Identity.at(args.identity)
+    avatar = load_avatar(ident, args.checkpoint)
+    model = avatar.model
+    if model.mouth_track is None:
+        sys.exit(f"{avatar.checkpoint} was trained without the mouth input")
+    data = load_training_data(ident)
+    raw = mouth_opening(np.asarray(ident.tracks()["landmarks"], np.float64))
+    ok = np.isfinite(raw) & (data.mouth.numpy() > 0)
+    scale = float(np.median(raw[ok] / data.mouth.numpy()[ok]))  # opening units per field unit
+    levels = np.quantile(data.mouth.numpy()[data.train_frames], QUANTILES)
+    picks = [data.test_frames[int(j)] for j in np.linspace(0, len(data.test_frames) - 1, args.frames)]
+    renders, asked = [], []
+    with torch.no_grad():
+        for i in picks:
+            for level in levels:
+                cond = model.conditions(data.windows, torch.tensor([i]), data.blink[[i]],
+                                        mouth=torch.tensor([float(level)]))
+                renders.append(render_frame(model, data.camera_to_head[i], data.intrinsics, data.backdrop(i), cond,
+                                            avatar.sampling).rgb)
+                asked.append(level * scale)
+    measured = mouth_opening(measure_landmarks(renders))
+    asked = np.asarray(asked)
+    print(f"{avatar.checkpoint} (step {avatar.step}); test frames {picks}")
+    print("capture quantile | asked opening | measured, per test frame")
+    for k, q in enumerate(QUANTILES):
+        row = measured[k::len(levels)]
+        print(f"  {q:4.0%}  {levels[k] * scale:.4f}  " + "  ".join(f"{v:.4f}" for v in row))
+    print(f"asked ~ measured: r = {pearson(asked, measured):+.3f}; measured range "
+          f"{np.nanmin(measured):.4f}-{np.nanmax(measured):.4f} for asked {asked.min():.4f}-{asked.max():.4f}")
+    if args.image:
+        size = max(8, int(round(0.16 * data.store.width)))
+        rows = []
+        for r, i in enumerate(picks):
+            x0, y0, x1, y1 = data.mouth_box(i, size)
+            crops = [renders[r * len(levels) + c][y0:y1, x0:x1] for c in range(len(levels))]
+            real = np.asarray(data.store.frames[i])[y0:y1, x0:x1]
+            rows.append(np.concatenate([real] + crops, 1))
+        write_rgb(args.image, np.concatenate(rows, 0))
+        print(f"wrote {args.image} (columns: real test frame, then asked openings at quantiles "
+              f"{', '.join(f'{q:.0%}' for q in QUANTILES)})")
+
+
+if __name__ == "__main__":
+    main()
