@@ -8,6 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
+from nerfhead.audio.articulation import articulation_track
 from nerfhead.eval.lipsync import LipSyncScores, lipsync_scores
 from nerfhead.eval.metrics import measure_landmarks, mouth_opening
 from nerfhead.log import get_logger, progress
@@ -28,7 +29,7 @@ def capture_scores(renderer: AvatarRenderer) -> LipSyncScores:
 def driven_scores(renderer: AvatarRenderer, audio: str | Path, seconds: float | None = 10.0,
                   opts: RenderOptions | None = None) -> LipSyncScores:
     """Render the first ``seconds`` of ``audio`` (head over the plate; the torso does not move the
-    lips) and score the mouth of the rendered frames."""
+    lips) and score the mouth of the rendered frames, and (``asked_*``) the mouth input it was given."""
     feats, _ = renderer.features(audio)
     total = feats.n_video_frames
     n = total if seconds is None else min(total, max(1, int(round(seconds * 25))))
@@ -40,7 +41,12 @@ def driven_scores(renderer: AvatarRenderer, audio: str | Path, seconds: float | 
                 bar.advance()
 
         landmarks = measure_landmarks(counted())
-    return lipsync_scores(Path(audio).name, mouth_opening(landmarks), feats)
+    scores = lipsync_scores(Path(audio).name, mouth_opening(landmarks), feats)
+    asked = renderer.model.mouth_input(articulation_track(feats, n))
+    if asked is not None:  # correlation and margin do not depend on the opening's units
+        own = lipsync_scores(scores.name, asked.numpy().astype(np.float64), feats)
+        scores.asked_corr, scores.asked_margin = own.loudness_corr, own.bilabial_margin
+    return scores
 
 
 def cross_driven(renderer: AvatarRenderer, audio_files: Sequence[str | Path], seconds: float | None = 10.0) -> list[LipSyncScores]:

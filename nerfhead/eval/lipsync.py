@@ -41,6 +41,10 @@ class LipSyncScores:
     silence_opening: float
     speech_opening: float
     n_frames: int
+    # the same two measures on the mouth input a render was given (its articulation track through the
+    # avatar's map): what the field was asked for, beside what the landmarker measured (None: not a render)
+    asked_corr: float | None = None
+    asked_margin: float | None = None
     opening: list = field(default_factory=list, repr=False)  # per frame, for plots
     loudness: list = field(default_factory=list, repr=False)  # dB per frame
 
@@ -48,9 +52,11 @@ class LipSyncScores:
         return asdict(self)
 
     def row(self) -> str:
+        asked = ("" if self.asked_corr is None else
+                 f"  (asked: corr {self.asked_corr:+.2f}, margin {self.asked_margin:+.2f})")
         return (f"{self.name:<22} corr {self.loudness_corr:+.2f} (lag {self.lag:+d})  /p b m/ margin "
                 f"{self.bilabial_margin:+.2f} ({self.closed_at_bilabial:.2f} vs {self.closed_at_vowels:.2f}, "
-                f"n={self.n_bilabial})  silence {self.silence_opening:.3f} / speech {self.speech_opening:.3f}")
+                f"n={self.n_bilabial})  silence {self.silence_opening:.3f} / speech {self.speech_opening:.3f}{asked}")
 
 
 def loudness_db(samples: np.ndarray, n_frames: int, rate: int = 16000, fps: float = FPS) -> np.ndarray:

@@ -37,7 +37,7 @@ _LIP_COLUMNS = [("name", "audio"), ("loudness_corr", "opening~loudness r"), ("la
                 ("bilabial_margin", "/p b m/ margin"), ("closed_at_bilabial", "closed at /p b m/"),
                 ("closed_at_vowels", "closed at vowels"), ("n_bilabial", "n /p b m/"),
                 ("silence_opening", "opening in silence"), ("speech_opening", "opening in speech"),
-                ("n_frames", "frames")]
+                ("n_frames", "frames"), ("asked_corr", "asked: loudness r"), ("asked_margin", "asked: /p b m/ margin")]
 
 
 def evaluate_identity(name: str, checkpoint: str | Path | None = None, root: str | Path | None = None,

@@ -103,6 +103,8 @@ def plot_pose(frames: Sequence[int], euler_deg: np.ndarray) -> bytes:
 
 
 def fmt(v) -> str:
+    if v is None:
+        return "-"
     if isinstance(v, float):
         if not np.isfinite(v):
             return "inf" if v > 0 else ("-inf" if v < 0 else "n/a")

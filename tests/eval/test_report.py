@@ -38,6 +38,9 @@ def test_report_has_the_protocol_and_baselines(evaluated):
     assert report["temporal"]["ours"]["landmark_jitter_px"] > 0
     assert [c["name"] for c in report["crossdriven"]] == ["real capture, own audio", "capture.mp4"]
     assert report["crossdriven"][1]["n_frames"] == 50
+    capture, driven = report["crossdriven"]
+    assert capture["asked_corr"] is None  # tracked landmarks, no mouth input
+    assert -1 <= driven["asked_corr"] <= 1 and driven["asked_margin"] is not None
     assert report["speed"]["render_fps_test_frames"] > 0
     for name in ("report.json", "frames_strip.png", "mouth_strip.png", "per_frame_psnr.png", "pose.png",
                  "mouth_vs_audio.png"):
