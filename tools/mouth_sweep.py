@@ -44,9 +44,7 @@ def main() -> None:
     if model.mouth_track is None:
         sys.exit(f"{avatar.checkpoint} was trained without the mouth input")
     data = load_training_data(ident)
-    raw = mouth_opening(np.asarray(ident.tracks()["landmarks"], np.float64))
-    ok = np.isfinite(raw) & (data.mouth.numpy() > 0)
-    scale = float(np.median(raw[ok] / data.mouth.numpy()[ok]))  # opening units per field unit
+    scale = data.mouth_scale  # opening units per field unit
     levels = np.quantile(data.mouth.numpy()[data.train_frames], QUANTILES)
     picks = [data.test_frames[int(j)] for j in np.linspace(0, len(data.test_frames) - 1, args.frames)]
     renders, asked = [], []

@@ -1,8 +1,8 @@
 """``nerfhead render``: a trained avatar says new audio or a script -> H.264 + AAC mp4.
 
-Streaming: audio codes, mouth openings, poses and blinks are per-frame arrays (a few numbers a frame); frames are
-rendered one at a time and handed to the encoder with the audio samples that play with them, so
-memory does not grow with the length of the audio. The file appears only when it is complete.
+Streaming: audio codes, mouth openings, poses and blinks are per-frame arrays (a few numbers a
+frame); frames are rendered one at a time and handed to the encoder with the audio samples that
+play with them, so memory does not grow with the length of the audio. The file appears only when it is complete.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ class TrainingData:
     aabb: np.ndarray  # (2, 3) head box in the head frame
     lip_points: np.ndarray  # (n_frames, 40, 2) tracked lip landmarks in pixels (NaN without a face)
     mouth: torch.Tensor  # (n_frames,) float32 tracked mouth opening / median speaking opening (1 without a face)
+    mouth_scale: float  # the median speaking opening (inner-lip gap / face height): ``mouth``'s unit
     articulation: np.ndarray  # (n_frames,) the capture audio's articulation track (nerfhead.audio.articulation)
 
     @property
@@ -79,6 +80,7 @@ def load_training_data(ident: Identity) -> TrainingData:
     c2w = np.nan_to_num(tracks["camera_to_head"]).astype(np.float32)
     blink = torch.from_numpy(np.nan_to_num(tracks["blink"]).clip(0, 1).astype(np.float32))
     n = m["n_frames"]
+    mouth, mouth_scale = normalised_opening(tracks["landmarks"], speech_mask(feats, n))
     return TrainingData(
         ident=ident, store=store, intrinsics=Intrinsics.from_manifest(m), camera_to_head=c2w,
         train_frames=list(m["split"]["train"]), test_frames=list(m["split"]["test"]), windows=windows,
@@ -86,17 +88,17 @@ def load_training_data(ident: Identity) -> TrainingData:
         blink=blink, rotation=torch.from_numpy(np.nan_to_num(tracks["rotation"]).astype(np.float32)),
         translation=torch.from_numpy(np.nan_to_num(tracks["translation"]).astype(np.float32)), aabb=head_box(tracks["canonical_shape"]).astype(np.float32),
         lip_points=tracks["landmarks"][:, tracks["lip_ids"], :2].astype(np.float32),
-        mouth=torch.from_numpy(normalised_opening(tracks["landmarks"], speech_mask(feats, n))),
+        mouth=torch.from_numpy(mouth), mouth_scale=mouth_scale,
         articulation=articulation_track(feats, n))
 
 
-def normalised_opening(landmarks: np.ndarray, speech: np.ndarray) -> np.ndarray:
-    """(n,) float32 tracked mouth opening (inner-lip gap / face height) over its median in speech
-    (over all frames if no speech is heard); frames without a face: 1."""
+def normalised_opening(landmarks: np.ndarray, speech: np.ndarray) -> tuple[np.ndarray, float]:
+    """((n,) float32 tracked mouth opening (inner-lip gap / face height) over its median in speech,
+    that median): over all frames if no speech is heard; frames without a face: 1."""
     opening = mouth_opening(np.asarray(landmarks, np.float64))
     ok = np.isfinite(opening)
     ref = opening[ok & speech] if (ok & speech).any() else opening[ok]
     if ref.size == 0:
-        return np.ones(len(opening), np.float32)
+        return np.ones(len(opening), np.float32), 1.0
     scale = max(float(np.median(ref)), 1e-4)
-    return np.where(ok, opening / scale, 1.0).astype(np.float32)
+    return np.where(ok, opening / scale, 1.0).astype(np.float32), scale

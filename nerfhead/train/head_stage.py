@@ -2,8 +2,8 @@
 
 Each step draws rays from a few training frames (mostly on the head), conditions them on the
 frame's audio window, blink value, tracked mouth opening (teacher forcing; a render uses the
-audio's articulation track) and per-frame code, renders them through the occupancy grid and composites them over the colour behind the head (real torso or background plate), as
-ER-NeRF does. Loss: photometric MSE, plus a small entropy term that pushes the head's opacity
+audio's articulation track) and per-frame code, renders them through the occupancy grid and
+composites them over the colour behind the head (real torso or background plate), as ER-NeRF does. Loss: photometric MSE, plus a small entropy term that pushes the head's opacity
 to 0 or 1, a penalty on head opacity where the masks say torso or background (the torso field
 owns the neck and collar, so no second chin or seam), and a penalty on audio attention off the
 head (ambient audio).
