@@ -4,7 +4,9 @@ Renders test frames of an identity (their own camera, audio code and blink; head
 backdrop) with the field's mouth input set to the presenter's opening quantiles (5 % ... 95 % of
 the capture's tracked openings), measures the rendered mouth with the landmarker, and prints asked
 against measured opening (inner-lip gap / face height) with their correlation. With ``--image``
-it also writes a strip of the mouths (rows: test frames, columns: asked opening).
+it also writes a strip of the mouths (rows: test frames, columns: asked opening). With ``--audio``
+the audio codes come from speech frames of another clip instead (a foreign voice, as in a render):
+an avatar whose mouth follows its mouth input keeps the same range.
 
     python tools/mouth_sweep.py --identity cnn --frames 4 --image docs/images/mouth_sweep.jpg
 """
@@ -20,7 +22,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from nerfhead.audio import features_for  # noqa: E402
 from nerfhead.dataset import Identity  # noqa: E402
+from nerfhead.eval.lipsync import speech_mask  # noqa: E402
 from nerfhead.eval.metrics import measure_landmarks, mouth_opening, pearson  # noqa: E402
 from nerfhead.io.images import write_rgb  # noqa: E402
 from nerfhead.render.frame import render_frame  # noqa: E402
@@ -35,6 +39,8 @@ def main() -> None:
     ap.add_argument("--identity", default="cnn")
     ap.add_argument("--frames", type=int, default=4, help="test frames to sweep (spread over the test split)")
     ap.add_argument("--checkpoint", default=None, help="a stage checkpoint (default: the finished avatar)")
+    ap.add_argument("--audio", type=Path, default=None,
+                    help="take the audio codes from speech frames of this clip (default: each test frame's own)")
     ap.add_argument("--image", type=Path, default=None, help="write the mouth strip here (.jpg/.png)")
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -47,18 +53,27 @@ def main() -> None:
     scale = data.mouth_scale  # opening units per field unit
     levels = np.quantile(data.mouth.numpy()[data.train_frames], QUANTILES)
     picks = [data.test_frames[int(j)] for j in np.linspace(0, len(data.test_frames) - 1, args.frames)]
+    windows, sources = data.windows, picks
+    if args.audio:  # speech frames spread over the clip, one per test frame
+        feats = features_for(args.audio)
+        windows = torch.from_numpy(np.ascontiguousarray(feats.windows_for(feats.n_video_frames), np.float32))
+        speech = np.flatnonzero(speech_mask(feats, feats.n_video_frames))
+        if not len(speech):
+            sys.exit(f"no speech heard in {args.audio}")
+        sources = [int(speech[int(j)]) for j in np.linspace(0, len(speech) - 1, args.frames + 2)[1:-1]]
     renders, asked = [], []
     with torch.no_grad():
-        for i in picks:
+        for i, source in zip(picks, sources):
             for level in levels:
-                cond = model.conditions(data.windows, torch.tensor([i]), data.blink[[i]],
+                cond = model.conditions(windows, torch.tensor([source]), data.blink[[i]],
                                         mouth=torch.tensor([float(level)]))
                 renders.append(render_frame(model, data.camera_to_head[i], data.intrinsics, data.backdrop(i), cond,
                                             avatar.sampling).rgb)
                 asked.append(level * scale)
     measured = mouth_opening(measure_landmarks(renders))
     asked = np.asarray(asked)
-    print(f"{avatar.checkpoint} (step {avatar.step}); test frames {picks}")
+    print(f"{avatar.checkpoint} (step {avatar.step}); test frames {picks}; audio codes of "
+          + (f"{args.audio.name} frames {sources}" if args.audio else "the test frames"))
     print("capture quantile | asked opening | measured, per test frame")
     for k, q in enumerate(QUANTILES):
         row = measured[k::len(levels)]

@@ -5,6 +5,9 @@ Each op family (``hashgrid``, ``raymarch``, ``volrend``) is one C++ extension bu
 compiler is found) with ``torch.utils.cpp_extension.load`` on first use, and cached under
 ``$NERFHEAD_BUILD_DIR`` (default ``~/.cache/nerfhead/ops``). A family that cannot be built
 (no compiler, failed build) falls back to its pure-PyTorch reference with one warning.
+torch's builder marks a build in progress with a ``lock`` file that a killed process leaves
+behind (every later run would wait on it for ever), so nerfhead holds an OS lock (released when
+its holder dies) around each build and clears such a leftover file under it.
 
 ``NERFHEAD_OPS`` chooses: ``auto`` (default: kernels, reference if they cannot be built),
 ``ref`` (always the reference) or ``native`` (kernels or an error). :func:`use_reference`
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -109,19 +113,43 @@ def build(family: str, with_cuda: bool | None = None, verbose: bool = False) -> 
     missing = [str(s) for s in srcs if not s.is_file()]
     if missing:
         raise FileNotFoundError(f"kernel sources not found: {', '.join(missing)}")
-    tag = f"{torch.__version__}-{'cuda' if with_cuda else 'cpu'}"
-    digest = hashlib.sha1(tag.encode()).hexdigest()[:8]
-    directory = build_dir() / f"{family}-{digest}"
+    directory = family_dir(family, with_cuda)
     directory.mkdir(parents=True, exist_ok=True)
     name = f"nerfhead_{family}_{'cuda' if with_cuda else 'cpu'}"
-    return load(name=name, sources=[str(s) for s in srcs], build_directory=str(directory), verbose=verbose,
-                **_flags(with_cuda))
+    with _build_lock(directory):
+        return load(name=name, sources=[str(s) for s in srcs], build_directory=str(directory), verbose=verbose,
+                    **_flags(with_cuda))
+
+
+@contextmanager
+def _build_lock(directory: Path) -> Iterator[None]:
+    """Hold an OS file lock on ``directory`` (other processes building there wait); under it,
+    torch's own ``lock`` file can only be a leftover of a killed build, so it is removed."""
+    if sys.platform == "win32":  # no fcntl: torch's lock alone
+        yield
+        return
+    import fcntl
+
+    with open(directory / "nerfhead.flock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            stale = directory / "lock"
+            if stale.exists():
+                log.warning("removing %s, left by an interrupted kernel build", stale)
+                stale.unlink(missing_ok=True)
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def family_dir(family: str, with_cuda: bool) -> Path:
+    """Where one op family is built and cached (one folder per torch version and CPU/CUDA)."""
+    tag = f"{torch.__version__}-{'cuda' if with_cuda else 'cpu'}"
+    return build_dir() / f"{family}-{hashlib.sha1(tag.encode()).hexdigest()[:8]}"
 
 
 def _is_cached(family: str, with_cuda: bool) -> bool:
-    tag = f"{torch.__version__}-{'cuda' if with_cuda else 'cpu'}"
-    directory = build_dir() / f"{family}-{hashlib.sha1(tag.encode()).hexdigest()[:8]}"
-    return any(directory.glob("*.so"))
+    return any(family_dir(family, with_cuda).glob("*.so"))
 
 
 def native(family: str) -> ModuleType | None:

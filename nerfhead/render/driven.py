@@ -19,6 +19,7 @@ import torch
 from nerfhead.audio.articulation import articulation_track
 from nerfhead.audio.features import AudioFeatures
 from nerfhead.dataset import Identity
+from nerfhead.eval.lipsync import speech_mask
 from nerfhead.errors import InputError, NerfheadError
 from nerfhead.field.renderer import RayConditions
 from nerfhead.io.audio import iter_audio
@@ -28,7 +29,8 @@ from nerfhead.log import get_logger, progress
 from nerfhead.render.frame import render_frame, torso_backdrop
 from nerfhead.render.motion import blink_track
 from nerfhead.render.poses import PoseTrack, capture_poses, reference_poses
-from nerfhead.render.silence import blend, silence_code, silence_weights
+from nerfhead.render.silence import blend, closed_code, closed_weights, silence_code, silence_weights
+from nerfhead.train.data import normalised_opening
 from nerfhead.train.run import Avatar, load_avatar
 
 log = get_logger(__name__)
@@ -51,6 +53,7 @@ class RenderOptions:
     seed: int = 0  # blink timing
     crf: int = 18  # H.264 quality (lower = better, bigger)
     chunk_frames: int = 25  # frames whose audio codes are computed together
+    closed_code: bool = True  # the capture's closed-lips code where the articulation track closes the lips
 
 
 @dataclass
@@ -127,21 +130,31 @@ class AvatarRenderer:
         self.model = self.avatar.model
         self.plate = read_rgb(self.ident.background_path)
         self.height, self.width = self.plate.shape[:2]
-        self._silence: torch.Tensor | None = None
-        self._silence_done = False
+        self._rest: tuple[torch.Tensor | None, torch.Tensor | None] | None = None
 
-    @property
-    def silence(self) -> torch.Tensor | None:
-        """The capture's own audio code for silence (computed on first use)."""
-        if not self._silence_done:
+    def _rest_codes(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The capture's own audio codes for silence and for closed lips (computed on first use)."""
+        if self._rest is None:
             from nerfhead.audio import features_for
 
             m = self.ident.manifest()
             feats = features_for(self.ident.audio_path)
-            windows = torch.from_numpy(np.ascontiguousarray(feats.windows_for(m["n_frames"]), np.float32))
-            self._silence = silence_code(self.model, windows, feats.vad, list(m["split"]["train"]))
-            self._silence_done = True
-        return self._silence
+            n, train = m["n_frames"], list(m["split"]["train"])
+            windows = torch.from_numpy(np.ascontiguousarray(feats.windows_for(n), np.float32))
+            opening, _ = normalised_opening(self.ident.tracks()["landmarks"], speech_mask(feats, n))
+            self._rest = (silence_code(self.model, windows, feats.vad, train),
+                          closed_code(self.model, windows, feats.vad, train, opening))
+        return self._rest
+
+    @property
+    def silence(self) -> torch.Tensor | None:
+        """The capture's own audio code for silence."""
+        return self._rest_codes()[0]
+
+    @property
+    def closed(self) -> torch.Tensor | None:
+        """The capture's own audio code for closed lips in speech (None without the mouth input)."""
+        return self._rest_codes()[1]
 
     # --- inputs ------------------------------------------------------------------------
     def features(self, audio: str | Path | None = None, text: str | None = None, voice: str | None = None,
@@ -183,7 +196,8 @@ class AvatarRenderer:
             plate = cv2.resize(self.plate, size, interpolation=cv2.INTER_AREA)
         margin = model.audio_net.cfg.smooth_frames
         quiet = silence_weights(feats.vad, total)
-        mouth = articulation_track(feats, total) if model.mouth_track is not None else None
+        mouth = None if model.mouth_track is None else model.mouth_input(articulation_track(feats, total))
+        shut = closed_weights(mouth.numpy()) if mouth is not None and opts.closed_code else None
         with torch.no_grad():
             for a in range(0, n, opts.chunk_frames):
                 b = min(a + opts.chunk_frames, n)
@@ -191,7 +205,9 @@ class AvatarRenderer:
                 win = torch.from_numpy(np.ascontiguousarray(windows[lo:hi], np.float32))
                 idx = torch.arange(first + a - lo, first + b - lo)
                 cond = model.conditions(win, idx, torch.from_numpy(eye[a:b]),
-                                        mouth=None if mouth is None else model.mouth_input(mouth[first + a:first + b]))
+                                        mouth=None if mouth is None else mouth[first + a:first + b])
+                if shut is not None:
+                    cond.audio = blend(cond.audio, self.closed, shut[first + a:first + b])
                 cond.audio = blend(cond.audio, self.silence, quiet[first + a:first + b])
                 for j in range(b - a):
                     f = a + j

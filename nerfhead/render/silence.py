@@ -1,10 +1,15 @@
-"""Silences: the mouth at rest wherever the driving audio has no speech.
+"""Silences and closed lips: the capture's own audio codes where the new audio's would mislead.
 
 Digital silence (TTS pauses, padding) and other people's room noise are unlike anything in the
 capture's audio, and the audio code they give can open the mouth or tint the face. Where the
 voice-activity detector hears no speech for a while, the render uses the *capture's own*
 silence code instead (the mean audio code of the capture's training frames without speech),
 blended in and out over a few frames so nothing jumps.
+
+Likewise within speech: where the articulation track closes the lips (/p b m/, quiet frames), a
+foreign voice's audio code can hold the mouth a little open against the mouth input. There the
+render takes the capture's *closed-lips code*: the mean audio code of the capture's speaking
+frames whose tracked lips were closed.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from nerfhead.eval.lipsync import frame_labels, long_runs
 
 MIN_SILENT_FRAMES = 5  # 0.2 s: shorter pauses are part of speech
 RAMP_FRAMES = 3
+CLOSED_OPENING = 0.25  # tracked opening / median speaking opening at or below which lips count as closed
+MIN_CLOSED_FRAMES = 5
 
 
 def silent_runs(speech: np.ndarray, min_frames: int = MIN_SILENT_FRAMES) -> np.ndarray:
@@ -50,6 +57,33 @@ def silence_code(model, windows: torch.Tensor, vad: np.ndarray | None, frames: l
     n = len(picked)
     cond = model.conditions(windows, torch.tensor(picked), torch.zeros(n), mouth=model.mouth_input(np.zeros(n)))
     return cond.audio.mean(0, keepdim=True)
+
+
+@torch.no_grad()
+def closed_code(model, windows: torch.Tensor, vad: np.ndarray | None, frames: list[int],
+                opening: np.ndarray) -> torch.Tensor | None:
+    """(1, A) mean audio code of ``frames`` (the capture's training frames) in speech whose tracked
+    ``opening`` (normalised, :func:`nerfhead.train.data.normalised_opening`) shows closed lips, with
+    the mouth input of a closed mouth; None for a model without the mouth input or when the capture
+    has too few such frames."""
+    if model.mouth_track is None:
+        return None
+    speech = np.ones(len(windows), bool) if vad is None else ~silent_runs(frame_labels(vad, len(windows)) >= 0.5)
+    picked = [f for f in frames if speech[f] and opening[f] <= CLOSED_OPENING]
+    if len(picked) < MIN_CLOSED_FRAMES:
+        return None
+    n = len(picked)
+    cond = model.conditions(windows, torch.tensor(picked), torch.zeros(n), mouth=model.mouth_input(np.zeros(n)))
+    return cond.audio.mean(0, keepdim=True)
+
+
+def closed_weights(mouth: np.ndarray | None) -> np.ndarray | None:
+    """(n,) float32 share of the closed-lips code per frame from the field's mouth input ``mouth``
+    (normalised opening asked for): 1 up to ``CLOSED_OPENING``, falling to 0 at twice that."""
+    if mouth is None:
+        return None
+    m = np.asarray(mouth, np.float64)
+    return np.clip((2 * CLOSED_OPENING - m) / CLOSED_OPENING, 0.0, 1.0).astype(np.float32)
 
 
 def blend(codes: torch.Tensor, code: torch.Tensor | None, weights: np.ndarray) -> torch.Tensor:
