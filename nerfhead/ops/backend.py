@@ -130,16 +130,13 @@ def _build_lock(directory: Path) -> Iterator[None]:
         return
     import fcntl
 
-    with open(directory / "nerfhead.flock", "w") as handle:
+    with open(directory / "nerfhead.flock", "w") as handle:  # closing it releases the lock
         fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            stale = directory / "lock"
-            if stale.exists():
-                log.warning("removing %s, left by an interrupted kernel build", stale)
-                stale.unlink(missing_ok=True)
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        stale = directory / "lock"
+        if stale.exists():
+            log.warning("removing %s, left by an interrupted kernel build", stale)
+            stale.unlink(missing_ok=True)
+        yield
 
 
 def family_dir(family: str, with_cuda: bool) -> Path:

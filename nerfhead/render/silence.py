@@ -31,35 +31,46 @@ def silent_runs(speech: np.ndarray, min_frames: int = MIN_SILENT_FRAMES) -> np.n
     return long_runs(~np.asarray(speech, bool), min_frames)
 
 
+def silent_frames(vad: np.ndarray | None, n_frames: int) -> np.ndarray:
+    """(n_frames,) bool: frames inside silences of the 100 Hz speech probability ``vad`` (None:
+    speech everywhere, no silence)."""
+    if vad is None:
+        return np.zeros(n_frames, bool)
+    return silent_runs(frame_labels(vad, n_frames) >= 0.5)
+
+
 def silence_weights(vad: np.ndarray | None, n_frames: int, ramp: int = RAMP_FRAMES) -> np.ndarray:
     """(n_frames,) float32 in [0, 1]: how much of the silence code each video frame takes, from
     the 100 Hz speech probability ``vad`` (None: speech everywhere)."""
     if vad is None or n_frames == 0:
         return np.zeros(n_frames, np.float32)
-    speech = frame_labels(vad, n_frames) >= 0.5
-    w = silent_runs(speech).astype(np.float64)
+    w = silent_frames(vad, n_frames).astype(np.float64)
     if ramp > 1:
         w = np.minimum(w, uniform_filter1d(w, 2 * ramp - 1, mode="nearest"))  # ease in and out inside the run
     return w.astype(np.float32)
 
 
 @torch.no_grad()
-def silence_code(model, windows: torch.Tensor, vad: np.ndarray | None, frames: list[int]) -> torch.Tensor | None:
-    """(1, A) mean audio code of ``frames`` (the capture's training frames) that lie in silences,
-    with the mouth input of a closed mouth (articulation 0) where the model has one; None when the
-    capture has too few silent frames to say."""
-    if vad is None:
-        return None
-    quiet = silent_runs(frame_labels(vad, len(windows)) >= 0.5)
-    picked = [f for f in frames if quiet[f]]
-    if len(picked) < MIN_SILENT_FRAMES:
-        return None
+def _closed_mouth_code(model, windows: torch.Tensor, picked: list[int], min_frames: int) -> torch.Tensor | None:
+    """(1, A) mean audio code of the capture frames ``picked``, eyes open and with the mouth input
+    of a closed mouth (articulation 0) where the model has one; None for fewer than ``min_frames``."""
     n = len(picked)
+    if n < min_frames:
+        return None
     cond = model.conditions(windows, torch.tensor(picked), torch.zeros(n), mouth=model.mouth_input(np.zeros(n)))
     return cond.audio.mean(0, keepdim=True)
 
 
-@torch.no_grad()
+def silence_code(model, windows: torch.Tensor, vad: np.ndarray | None, frames: list[int]) -> torch.Tensor | None:
+    """(1, A) mean audio code of ``frames`` (the capture's training frames) that lie in silences,
+    with the mouth input of a closed mouth where the model has one; None when the capture has too
+    few silent frames to say."""
+    if vad is None:
+        return None
+    quiet = silent_frames(vad, len(windows))
+    return _closed_mouth_code(model, windows, [f for f in frames if quiet[f]], MIN_SILENT_FRAMES)
+
+
 def closed_code(model, windows: torch.Tensor, vad: np.ndarray | None, frames: list[int],
                 opening: np.ndarray) -> torch.Tensor | None:
     """(1, A) mean audio code of ``frames`` (the capture's training frames) in speech whose tracked
@@ -68,13 +79,9 @@ def closed_code(model, windows: torch.Tensor, vad: np.ndarray | None, frames: li
     has too few such frames."""
     if model.mouth_track is None:
         return None
-    speech = np.ones(len(windows), bool) if vad is None else ~silent_runs(frame_labels(vad, len(windows)) >= 0.5)
-    picked = [f for f in frames if speech[f] and opening[f] <= CLOSED_OPENING]
-    if len(picked) < MIN_CLOSED_FRAMES:
-        return None
-    n = len(picked)
-    cond = model.conditions(windows, torch.tensor(picked), torch.zeros(n), mouth=model.mouth_input(np.zeros(n)))
-    return cond.audio.mean(0, keepdim=True)
+    quiet = silent_frames(vad, len(windows))
+    picked = [f for f in frames if not quiet[f] and opening[f] <= CLOSED_OPENING]
+    return _closed_mouth_code(model, windows, picked, MIN_CLOSED_FRAMES)
 
 
 def closed_weights(mouth: np.ndarray | None) -> np.ndarray | None:
