@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import signal
 from pathlib import Path
 from typing import Callable, Optional, TypeVar
 
@@ -10,6 +12,7 @@ from rich.markup import escape
 
 from nerfhead.errors import NerfheadError
 from nerfhead.log import console, setup_logging
+from nerfhead.shipped import preset_names
 
 app = typer.Typer(
     add_completion=False,
@@ -20,13 +23,40 @@ app = typer.Typer(
 T = TypeVar("T")
 
 
+#: errors of the machine a user can act on (a full disk, a read-only or forbidden folder): one line, exit 2
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,
+                       errno.ENAMETOOLONG, errno.EMFILE}
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that every writer removes its temporaries on the way out."""
+
+
+def _on_sigterm(signum, frame) -> None:  # noqa: ARG001
+    raise Terminated
+
+
+def _fail_line(message: str) -> None:
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def _run(fn: Callable[..., T], *args, **kwargs) -> T:
     """Call library code; a user error becomes one red line and exit code 2."""
     try:
         return fn(*args, **kwargs)
     except NerfheadError as exc:
-        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        _fail_line(str(exc))
         raise typer.Exit(exc.exit_code) from None
+    except OSError as exc:
+        if exc.errno not in _ENVIRONMENT_ERRNOS:
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        hint = "; free some space, then run again" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+        _fail_line(f"{exc.strerror or errno.errorcode.get(exc.errno, 'error')}{where}{hint}")
+        raise typer.Exit(2) from None
+    except Terminated:
+        console.print("[yellow]terminated[/]")
+        raise typer.Exit(128 + signal.SIGTERM) from None
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
         raise typer.Exit(130) from None
@@ -81,7 +111,8 @@ def demo(
 @app.command()
 def train(
     identity: str = typer.Argument(..., help="Identity name (processed with `nerfhead process`)."),
-    config: Optional[str] = typer.Option(None, "--config", "-c", help="Preset (quick, cpu, full) or YAML file; default cpu."),
+    config: Optional[str] = typer.Option(None, "--config", "-c",
+                                         help=f"Preset ({', '.join(preset_names())}) or YAML file; default cpu."),
     stage: Optional[str] = typer.Option(None, "--stage", help="Run only this stage (head, lips or torso)."),
     minutes: Optional[float] = typer.Option(None, "--minutes", help="Stop after this many minutes (resumable)."),
     root: Optional[Path] = typer.Option(None, help="Identities folder."),
@@ -215,6 +246,7 @@ def features(
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, _on_sigterm)
     app()
 
 

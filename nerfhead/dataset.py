@@ -15,11 +15,17 @@ from typing import Any
 
 import numpy as np
 
+from nerfhead import landmark_ids as ids
 from nerfhead.errors import IdentityError, InputError
 from nerfhead.io.files import atomic_path
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
+#: the video frame rate of every identity, feature window and render
+FPS = 25.0
+#: label values of the per-frame masks
+BACKGROUND, HEAD, TORSO = 0, 1, 2
+LABELS = {BACKGROUND: "background", HEAD: "head (face and hair)", TORSO: "torso and neck"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -92,10 +98,10 @@ class Identity:
         return self.root / ".work"
 
     def frame_path(self, i: int) -> Path:
-        return self.frames_dir / f"{i:06d}.jpg"
+        return self.frames_dir / frame_name(i)
 
     def mask_path(self, i: int) -> Path:
-        return self.masks_dir / f"{i:06d}.png"
+        return self.masks_dir / mask_name(i)
 
     # --- state ----------------------------------------------------------------------
     def is_processed(self) -> bool:
@@ -117,6 +123,11 @@ class Identity:
                 f"{self.manifest_path} has format version {data.get('format_version')}, this nerfhead reads "
                 f"{FORMAT_VERSION}; re-run process with --force"
             )
+        if data.get("fps") != FPS:
+            raise IdentityError(
+                f"identity '{self.name}' has {data.get('fps')} frames per second; nerfhead works at {FPS:g}: "
+                "re-run process with --force"
+            )
         return data
 
     def tracks(self) -> dict[str, np.ndarray]:
@@ -129,6 +140,35 @@ class Identity:
         data = {"format_version": FORMAT_VERSION, **data}
         with atomic_path(self.manifest_path) as tmp:
             tmp.write_text(json.dumps(data, indent=2, default=_json_default))
+
+
+def frame_name(i: int) -> str:
+    """File name of frame ``i`` inside ``frames/``."""
+    return f"{i:06d}.jpg"
+
+
+def mask_name(i: int) -> str:
+    """File name of frame ``i``'s label mask inside ``masks/``."""
+    return f"{i:06d}.png"
+
+
+def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
+    """Inner-lip gap / face height (forehead top to chin) per frame: (..., 478, 2+) -> (...)."""
+    gap = np.linalg.norm(landmarks[..., ids.INNER_LIP_TOP, :2] - landmarks[..., ids.INNER_LIP_BOTTOM, :2], axis=-1)
+    height = np.linalg.norm(landmarks[..., ids.FACE_TOP, :2] - landmarks[..., ids.CHIN, :2], axis=-1)
+    return gap / np.maximum(height, 1e-6)
+
+
+def normalised_opening(landmarks: np.ndarray, speech: np.ndarray) -> tuple[np.ndarray, float]:
+    """((n,) float32 tracked mouth opening (:func:`mouth_opening`) over its median in speech, that
+    median): over all frames if no speech is heard; frames without a face: 1."""
+    opening = mouth_opening(np.asarray(landmarks, np.float64))
+    ok = np.isfinite(opening)
+    ref = opening[ok & speech] if (ok & speech).any() else opening[ok]
+    if ref.size == 0:
+        return np.ones(len(opening), np.float32), 1.0
+    scale = max(float(np.median(ref)), 1e-4)
+    return np.where(ok, opening / scale, 1.0).astype(np.float32), scale
 
 
 def _json_default(obj: Any) -> Any:

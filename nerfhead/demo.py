@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from nerfhead.capture.pipeline import ProcessConfig, process_capture
 from nerfhead.capture.summary import describe_identity
+from nerfhead.avatar.load import load_avatar
 from nerfhead.config import load_yaml
 from nerfhead.dataset import Identity
 from nerfhead.eval.protocol import evaluate_identity, summary
@@ -21,7 +22,7 @@ from nerfhead.log import console, get_logger
 from nerfhead.render.driven import AvatarRenderer, RenderOptions
 from nerfhead.train.data import load_training_data
 from nerfhead.train.preview import write_preview
-from nerfhead.train.run import TrainConfig, load_model, train_identity
+from nerfhead.train.run import train_identity
 
 log = get_logger(__name__)
 REPO = Path(__file__).resolve().parents[1]
@@ -52,7 +53,6 @@ def run_demo(root: str | Path | None = None) -> Identity:
     console.print(describe_identity(SAMPLE, root), highlight=False, markup=False, soft_wrap=True)
 
     t0 = time.perf_counter()
-    cfg = TrainConfig.load("quick")
     reports = train_identity(SAMPLE, "quick", root=root)
     times["train"] = time.perf_counter() - t0
     for r in reports:
@@ -61,7 +61,7 @@ def run_demo(root: str | Path | None = None) -> Identity:
 
     t0 = time.perf_counter()
     preview = ident.root / "model" / "preview.png"
-    scores = write_preview(load_model(ident, "torso"), load_training_data(ident), preview, cfg.head.sampling)
+    scores = write_preview(load_avatar(ident), load_training_data(ident), preview)
     times["preview"] = time.perf_counter() - t0
     console.print(f"held-out test frames, full-frame PSNR: {', '.join(f'{s:.1f}' for s in scores)} dB", highlight=False)
 

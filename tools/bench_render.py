@@ -27,11 +27,12 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from nerfhead.field.renderer import RayConditions  # noqa: E402
+from nerfhead.avatar.conditions import frame_conditions  # noqa: E402
+from nerfhead.avatar.drive import DrivingAudio  # noqa: E402
 from nerfhead.io.video import VideoWriter, probe_video  # noqa: E402
 from nerfhead.log import setup_logging  # noqa: E402
 from nerfhead.render.driven import AvatarRenderer, RenderOptions  # noqa: E402
-from nerfhead.render.frame import render_frame, torso_backdrop  # noqa: E402
+from nerfhead.avatar.frame import render_frame, torso_backdrop  # noqa: E402
 from nerfhead.render.poses import capture_poses  # noqa: E402
 
 
@@ -58,22 +59,21 @@ def profile(renderer: AvatarRenderer, audio: Path, n: int) -> None:
     model, k = renderer.model, renderer.model.intrinsics
     poses = capture_poses(renderer.ident, n)
     c2w = poses.camera_to_head.astype(np.float32)
-    windows = torch.from_numpy(np.ascontiguousarray(feats.windows_for(n), np.float32))
+    audio = DrivingAudio.of(feats)
     times = {"audio codes": 0.0, "torso field": 0.0, "head field": 0.0, "encode": 0.0}
     samples = 0
     with tempfile.TemporaryDirectory() as tmp, \
             VideoWriter(Path(tmp) / "p.mp4", 25, (renderer.width, renderer.height)) as writer, torch.no_grad():
         t_all = time.perf_counter()
         t0 = time.perf_counter()
-        cond = model.conditions(windows, torch.arange(n), torch.zeros(n))
+        cond = frame_conditions(renderer.avatar, audio, range(n), np.zeros(n, np.float32))
         times["audio codes"] += time.perf_counter() - t0
         for f in range(n):
             t0 = time.perf_counter()
             back = torso_backdrop(model, torch.from_numpy(poses.rotation[f].astype(np.float32)),
                                   torch.from_numpy(poses.translation[f].astype(np.float32)), renderer.plate)
             t1 = time.perf_counter()
-            one = RayConditions(cond.audio[f:f + 1], cond.eye[f:f + 1], cond.frame_code[f:f + 1])
-            out = render_frame(model, c2w[f], k, back, one, renderer.avatar.sampling)
+            out = render_frame(model, c2w[f], k, back, cond.rows(f, f + 1), renderer.avatar.sampling)
             t2 = time.perf_counter()
             writer.write(out.rgb)
             t3 = time.perf_counter()

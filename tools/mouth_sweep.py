@@ -1,8 +1,9 @@
 """Does a trained avatar open its mouth as far as it is asked? A sweep of the mouth input.
 
-Renders test frames of an identity (their own camera, audio code and blink; head over its real
-backdrop) with the field's mouth input set to the presenter's opening quantiles (5 % ... 95 % of
-the capture's tracked openings), measures the rendered mouth with the landmarker, and prints asked
+Renders test frames of an identity (their own pose, audio and blink; head over its real backdrop),
+conditioned as a render conditions them (:func:`nerfhead.avatar.conditions.frame_conditions`), with
+the field's mouth input set to the presenter's opening quantiles (5 % ... 95 % of the capture's
+tracked openings), measures the rendered mouth with the landmarker, and prints asked
 against measured opening (inner-lip gap / face height) with their correlation. With ``--image``
 it also writes a strip of the mouths (rows: test frames, columns: asked opening). With ``--audio``
 the audio codes come from speech frames of another clip instead (a foreign voice, as in a render):
@@ -23,13 +24,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nerfhead.audio import features_for  # noqa: E402
-from nerfhead.dataset import Identity  # noqa: E402
-from nerfhead.eval.lipsync import speech_mask  # noqa: E402
-from nerfhead.eval.metrics import measure_landmarks, mouth_opening, pearson  # noqa: E402
+from nerfhead.audio.timeline import speech_mask  # noqa: E402
+from nerfhead.avatar.drive import DrivingAudio  # noqa: E402
+from nerfhead.avatar.load import load_avatar  # noqa: E402
+from nerfhead.avatar.sequence import PoseTrack, render_frames  # noqa: E402
+from nerfhead.dataset import Identity, mouth_opening  # noqa: E402
+from nerfhead.eval.metrics import measure_landmarks, pearson  # noqa: E402
 from nerfhead.io.images import write_rgb  # noqa: E402
-from nerfhead.render.frame import render_frame  # noqa: E402
 from nerfhead.train.data import load_training_data  # noqa: E402
-from nerfhead.train.run import load_avatar  # noqa: E402
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -53,23 +55,23 @@ def main() -> None:
     scale = data.mouth_scale  # opening units per field unit
     levels = np.quantile(data.mouth.numpy()[data.train_frames], QUANTILES)
     picks = [data.test_frames[int(j)] for j in np.linspace(0, len(data.test_frames) - 1, args.frames)]
-    windows, sources = data.windows, picks
+    audio, sources = data.audio, picks
     if args.audio:  # speech frames spread over the clip, one per test frame
         feats = features_for(args.audio)
-        windows = torch.from_numpy(np.ascontiguousarray(feats.windows_for(feats.n_video_frames), np.float32))
+        audio = DrivingAudio.of(feats)
         speech = np.flatnonzero(speech_mask(feats, feats.n_video_frames))
         if not len(speech):
             sys.exit(f"no speech heard in {args.audio}")
         sources = [int(speech[int(j)]) for j in np.linspace(0, len(speech) - 1, args.frames + 2)[1:-1]]
-    renders, asked = [], []
-    with torch.no_grad():
-        for i, source in zip(picks, sources):
-            for level in levels:
-                cond = model.conditions(windows, torch.tensor([source]), data.blink[[i]],
-                                        mouth=torch.tensor([float(level)]))
-                renders.append(render_frame(model, data.camera_to_head[i], data.intrinsics, data.backdrop(i), cond,
-                                            avatar.sampling).rgb)
-                asked.append(level * scale)
+    # every (test frame, level) pair is one frame of the sequence: its pose, blink and backdrop are the
+    # test frame's, its audio the source frame's, its mouth input the level
+    pairs = [(i, source, level) for i, source in zip(picks, sources) for level in levels]
+    frames = [p[0] for p in pairs]
+    renders = list(render_frames(avatar, audio, [p[1] for p in pairs], PoseTrack.of_capture(ident.tracks(), frames),
+                                 data.blink[frames].numpy(), np.asarray(data.store.background),
+                                 backdrop=lambda j: data.backdrop(frames[j]),
+                                 mouth=np.array([p[2] for p in pairs], np.float32), chunk_frames=1))
+    asked = [p[2] * scale for p in pairs]
     measured = mouth_opening(measure_landmarks(renders))
     asked = np.asarray(asked)
     print(f"{avatar.checkpoint} (step {avatar.step}); test frames {picks}; audio codes of "

@@ -23,13 +23,14 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from nerfhead.audio.features import AudioFeatures
-from nerfhead.eval.lipsync import FEATURE_RATE, FPS, PBM, loudness_db, long_runs, speech_mask
+from nerfhead.audio.timeline import FEATURE_RATE, loudness_db, silent_runs, speech_mask
+from nerfhead.audio.visemes import PBM
+from nerfhead.dataset import FPS
 
 #: jaw opening per viseme (SIL PBM FV TH ALV CH RW AA EE OO), 1 = the widest
 OPENNESS = np.array([0.0, 0.0, 0.25, 0.35, 0.4, 0.35, 0.4, 1.0, 0.7, 0.6])
 RANGE_DB = 15.0  # a frame this far below the clip's median speech level counts as closed
 SMOOTH_FRAMES = 1.0  # Gaussian sigma, video frames
-MIN_SILENCE_FRAMES = 5
 UNKNOWN_OPENNESS = 0.6  # speech without phone labels (no recogniser): a mid opening
 
 
@@ -53,7 +54,7 @@ def articulation_track(feats: AudioFeatures, n_frames: int | None = None) -> np.
         openness = np.full(n, UNKNOWN_OPENNESS)
         closed = np.zeros(n, bool)
     score = envelope * openness
-    score[long_runs(~speech, MIN_SILENCE_FRAMES)] = 0.0
+    score[silent_runs(speech)] = 0.0
     if SMOOTH_FRAMES > 0:
         score = gaussian_filter1d(score, SMOOTH_FRAMES, mode="nearest")
     score[closed] = 0.0

@@ -33,6 +33,8 @@ import numpy as np
 
 VISEME_NAMES: tuple[str, ...] = ("SIL", "PBM", "FV", "TH", "ALV", "CH", "RW", "AA", "EE", "OO")
 N_VISEMES = len(VISEME_NAMES)
+PBM = VISEME_NAMES.index("PBM")  # lips closed
+VOWELS = tuple(VISEME_NAMES.index(v) for v in ("AA", "EE", "OO"))
 
 _CLASSES = {
     "SIL": "SIL",

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from nerfhead.audio.timeline import FEATURE_RATE as RATE
+from nerfhead.dataset import FPS
+
 WINDOW = 16
-FPS = 25.0
-RATE = 100.0
 
 
 def frame_windows(features: np.ndarray, n_frames: int, fps: float = FPS, rate: float = RATE,

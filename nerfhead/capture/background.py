@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from nerfhead.capture.segment import BACKGROUND
+from nerfhead.dataset import BACKGROUND
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nerfhead.capture import landmark_ids as ids
+from nerfhead import landmark_ids as ids
 
 
 def eye_ratio(landmarks: np.ndarray) -> np.ndarray:

@@ -19,16 +19,16 @@ from typing import Any, Callable
 import numpy as np
 
 from nerfhead import __version__
-from nerfhead.capture import landmark_ids as ids
+from nerfhead import landmark_ids as ids
 from nerfhead.capture.background import background_plate
 from nerfhead.capture.crop import CropBox, full_frame, head_crop
 from nerfhead.capture.eyes import blink_strength, eye_ratio
 from nerfhead.capture.landmarks import N_LANDMARKS, FaceMeshTracker
 from nerfhead.capture.pose import PoseConfig, PoseFit, euler_degrees, fit_poses
 from nerfhead.capture.qa import annotate, contact_sheet, tracks_plot
-from nerfhead.capture.segment import LABELS, PersonSegmenter, label_mask
+from nerfhead.capture.segment import PersonSegmenter, label_mask
 from nerfhead.config import from_dict, load_yaml
-from nerfhead.dataset import Identity
+from nerfhead.dataset import FPS, LABELS, Identity, frame_name, mask_name
 from nerfhead.errors import IdentityError, InputError, NerfheadError, NoFaceError
 from nerfhead.io.audio import align_audio, audio_start_offset, load_audio, save_wav
 from nerfhead.io.files import atomic_path, remove
@@ -43,7 +43,6 @@ OUTPUTS = ("frames", "masks", "audio.wav", "tracks.npz", "background.png", "qa")
 
 @dataclass
 class ProcessConfig:
-    fps: float = 25.0
     crop_size: int = 512  # square output size around the head; 0 keeps the original frames
     head_scale: float = 3.0  # crop side / face height
     face_center_y: float = 0.42  # where the face centre sits in the crop, from the top
@@ -68,8 +67,6 @@ class ProcessConfig:
             raise InputError(f"crop size must be 0 (keep frames) or at least 64, got {self.crop_size}")
         if not 0 < self.test_fraction < 1:
             raise InputError(f"test_fraction must be between 0 and 1, got {self.test_fraction}")
-        if self.fps <= 0:
-            raise InputError(f"fps must be positive, got {self.fps}")
 
 
 def process_capture(video: str | Path, name: str, cfg: ProcessConfig | None = None,
@@ -110,7 +107,7 @@ class _Run:
     def __init__(self, ident: Identity, video: Path, info: VideoInfo, cfg: ProcessConfig) -> None:
         self.ident, self.video, self.info, self.cfg = ident, video, info, cfg
         self.work = ident.work_dir
-        self.n = info.n_frames(cfg.fps)
+        self.n = info.n_frames(FPS)
         self.timings: dict[str, float] = {}
         self.warnings: list[str] = []
 
@@ -164,7 +161,7 @@ class _Run:
         picks = set(sample_indices(self.n, self.cfg.crop_samples).tolist())
         found, faces = [], 0
         with FaceMeshTracker(video=False) as tracker:
-            for i, rgb in enumerate(iter_frames(self.video, self.cfg.fps)):
+            for i, rgb in enumerate(iter_frames(self.video, FPS)):
                 if i in picks:
                     lms = tracker(rgb)
                     if lms is not None:
@@ -194,13 +191,13 @@ class _Run:
         landmarks = np.full((self.n, N_LANDMARKS, 3), np.nan, np.float32)
         with FaceMeshTracker(video=True) as tracker, PersonSegmenter() as segmenter, \
                 progress("tracking", total=self.n) as bar:
-            for i, rgb in enumerate(iter_frames(self.video, self.cfg.fps)):
+            for i, rgb in enumerate(iter_frames(self.video, FPS)):
                 img = crop.apply(rgb)
-                write_rgb(self.work / "frames" / f"{i:06d}.jpg", img, self.cfg.jpeg_quality)
+                write_rgb(self.work / "frames" / frame_name(i), img, self.cfg.jpeg_quality)
                 lms = tracker(img)
                 if lms is not None:
                     landmarks[i] = lms
-                write_labels(self.work / "masks" / f"{i:06d}.png", label_mask(segmenter(img), lms))
+                write_labels(self.work / "masks" / mask_name(i), label_mask(segmenter(img), lms))
                 bar.advance()
             faces = tracker.max_faces_seen
         np.save(self.work / "landmarks.npy", landmarks)
@@ -222,7 +219,7 @@ class _Run:
     def extract_audio(self) -> dict:
         samples = load_audio(self.video, self.cfg.audio_rate)
         offset = audio_start_offset(self.video)
-        samples = align_audio(samples, offset, self.cfg.audio_rate, self.n / self.cfg.fps)
+        samples = align_audio(samples, offset, self.cfg.audio_rate, self.n / FPS)
         save_wav(self.work / "audio.wav", samples, self.cfg.audio_rate)
         rms = float(np.sqrt(np.mean(samples ** 2))) if samples.size else 0.0
         warnings = [] if rms > 1e-4 else [f"the audio track of {self.video} is silent"]
@@ -250,8 +247,8 @@ class _Run:
 
     def build_plate(self) -> dict:
         picks = sample_indices(self.n, self.cfg.plate_samples)
-        frames = np.stack([read_rgb(self.work / "frames" / f"{i:06d}.jpg") for i in picks])
-        labels = np.stack([read_labels(self.work / "masks" / f"{i:06d}.png") for i in picks])
+        frames = np.stack([read_rgb(self.work / "frames" / frame_name(i)) for i in picks])
+        labels = np.stack([read_labels(self.work / "masks" / mask_name(i)) for i in picks])
         plate = background_plate(frames, labels)
         write_rgb(self.work / "background.png", plate.image)
         log.info("background plate: %.2f (0-255) mean abs error, %.1f dB PSNR on the %.0f%% of pixels never "
@@ -270,8 +267,8 @@ class _Run:
         axes_pts = np.array([[0, 0, 0], [0.08, 0, 0], [0, 0.08, 0], [0, 0, 0.08]], np.float64)
         panels = []
         for i in sample_indices(self.n, self.cfg.sheet_frames):
-            rgb = read_rgb(self.work / "frames" / f"{i:06d}.jpg")
-            labels = read_labels(self.work / "masks" / f"{i:06d}.png")
+            rgb = read_rgb(self.work / "frames" / frame_name(i))
+            labels = read_labels(self.work / "masks" / mask_name(i))
             lms = landmarks[i] if valid[i] else None
             axes = fit.project(slice(i, i + 1), axes_pts)[0] if valid[i] else None
             yaw, pitch, roll = euler_degrees(fit.rotation[i:i + 1])[0]
@@ -280,7 +277,7 @@ class _Run:
         qa = self.work / "qa"
         qa.mkdir(exist_ok=True)
         contact_sheet(panels, qa / "contact_sheet.png")
-        tracks_plot(euler_degrees(fit.rotation), fit.translation, ratio, valid, self._test_start(), self.cfg.fps,
+        tracks_plot(euler_degrees(fit.rotation), fit.translation, ratio, valid, self._test_start(), FPS,
                     qa / "tracks.png", f"{self.ident.name}: head pose and eyes")
         return {"files": ["qa/contact_sheet.png", "qa/tracks.png"]}
 
@@ -310,7 +307,7 @@ class _Run:
         self.ident.write_manifest(manifest)
         remove(self.work)
         total = sum(self.timings.values())
-        log.info("processed %d frames (%.1f s of video) in %.1f s: %s", self.n, self.n / self.cfg.fps, total,
+        log.info("processed %d frames (%.1f s of video) in %.1f s: %s", self.n, self.n / FPS, total,
                  ", ".join(f"{k} {v:.1f} s" for k, v in self.timings.items()))
 
 
@@ -322,7 +319,7 @@ def _manifest(run: _Run, crop: CropBox, fit: PoseFit, track: dict, pose_stats: d
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "nerfhead_version": __version__,
         "source": {**asdict(info), "sha256": _sha256(run.video)},
-        "fps": cfg.fps,
+        "fps": FPS,
         "n_frames": n,
         "image": {"width": crop.out_width, "height": crop.out_height, "frames": "frames/{index:06d}.jpg",
                   "color": "RGB, 8 bit, JPEG quality %d" % cfg.jpeg_quality},

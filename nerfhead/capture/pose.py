@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import torch
 
-from nerfhead.capture import landmark_ids as ids
+from nerfhead import landmark_ids as ids
 from nerfhead.log import get_logger
 from nerfhead.threads import torch_threads
 

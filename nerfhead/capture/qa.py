@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from nerfhead.capture.segment import HEAD, TORSO
+from nerfhead.dataset import HEAD, TORSO
 from nerfhead.io.files import atomic_path
 from nerfhead.io.images import caption
 

@@ -11,10 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from nerfhead.capture import landmark_ids as ids
-
-BACKGROUND, HEAD, TORSO = 0, 1, 2
-LABELS = {BACKGROUND: "background", HEAD: "head (face and hair)", TORSO: "torso and neck"}
+from nerfhead import landmark_ids as ids
+from nerfhead.dataset import BACKGROUND, HEAD, TORSO
 
 
 class PersonSegmenter:

@@ -19,7 +19,7 @@ import numpy as np
 from nerfhead.dataset import Identity
 from nerfhead.errors import InputError
 from nerfhead.eval import report as page
-from nerfhead.io.files import atomic_path
+from nerfhead.io.files import write_atomic
 
 
 @dataclass(frozen=True)
@@ -136,8 +136,7 @@ def write_comparison(specs: Sequence[str], out_dir: str | Path, root: str | Path
     result = compare(items)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "compare.json") as tmp:
-        Path(tmp).write_text(json.dumps(result, indent=1))
+    write_atomic(out / "compare.json", json.dumps(result, indent=1))
     head = "".join(f"<th>{html.escape(i['label'])}</th>" for i in result["items"])
     body = []
     for row in result["metrics"]:
@@ -155,5 +154,5 @@ def write_comparison(specs: Sequence[str], out_dir: str | Path, root: str | Path
     inner = (f"<table><thead><tr><th>metric (&uarr; higher is better)</th>{head}</tr></thead><tbody>{''.join(body)}"
              f"</tbody></table><p class=\"note\">Differences are against the first column; green is better.</p>"
              f"<ul>{sources}</ul>")
-    html_path = page.write_text(out / "compare.html", page.html_page("nerfhead comparison", [("Metrics", inner)]))
+    html_path = write_atomic(out / "compare.html", page.html_page("nerfhead comparison", [("Metrics", inner)]))
     return result, html_path

@@ -9,8 +9,10 @@ from typing import Sequence
 import numpy as np
 
 from nerfhead.audio.articulation import articulation_track
+from nerfhead.avatar.drive import capture_audio
+from nerfhead.dataset import FPS, mouth_opening
 from nerfhead.eval.lipsync import LipSyncScores, lipsync_scores
-from nerfhead.eval.metrics import measure_landmarks, mouth_opening
+from nerfhead.eval.metrics import measure_landmarks
 from nerfhead.log import get_logger, progress
 from nerfhead.render.driven import AvatarRenderer, RenderOptions
 
@@ -19,11 +21,9 @@ log = get_logger(__name__)
 
 def capture_scores(renderer: AvatarRenderer) -> LipSyncScores:
     """The same measures on the real capture with its own audio (tracked landmarks)."""
-    from nerfhead.audio import features_for
-
     ident = renderer.ident
     opening = mouth_opening(np.asarray(ident.tracks()["landmarks"], np.float64))
-    return lipsync_scores("real capture, own audio", opening, features_for(ident.audio_path))
+    return lipsync_scores("real capture, own audio", opening, capture_audio(ident)[0])
 
 
 def driven_scores(renderer: AvatarRenderer, audio: str | Path, seconds: float | None = 10.0,
@@ -32,7 +32,7 @@ def driven_scores(renderer: AvatarRenderer, audio: str | Path, seconds: float | 
     lips) and score the mouth of the rendered frames, and (``asked_*``) the mouth input it was given."""
     feats, _ = renderer.features(audio)
     total = feats.n_video_frames
-    n = total if seconds is None else min(total, max(1, int(round(seconds * 25))))
+    n = total if seconds is None else min(total, max(1, int(round(seconds * FPS))))
     frames = renderer.frames(feats, opts or RenderOptions(), 0, n, torso=False)
     with progress(f"render + measure {Path(audio).name}", total=n) as bar:
         def counted():

@@ -19,14 +19,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from nerfhead.audio.features import AudioFeatures
-from nerfhead.audio.visemes import VISEME_NAMES
+from nerfhead.audio.timeline import FEATURE_RATE, MIN_SILENT_FRAMES, SAMPLE_RATE, loudness_db, silent_runs, speech_mask
+from nerfhead.audio.visemes import PBM, VOWELS
+from nerfhead.dataset import FPS
 from nerfhead.eval.metrics import lagged_correlation
-
-FPS = 25.0
-FEATURE_RATE = 100.0
-PBM = VISEME_NAMES.index("PBM")
-VOWELS = tuple(VISEME_NAMES.index(v) for v in ("AA", "EE", "OO"))
-MIN_SILENCE_FRAMES = 5
 
 
 @dataclass
@@ -59,23 +55,6 @@ class LipSyncScores:
                 f"n={self.n_bilabial})  silence {self.silence_opening:.3f} / speech {self.speech_opening:.3f}{asked}")
 
 
-def loudness_db(samples: np.ndarray, n_frames: int, rate: int = 16000, fps: float = FPS) -> np.ndarray:
-    """(n_frames,) RMS level in dB of each video frame's share of ``samples`` (floor -100 dB)."""
-    per = rate / fps
-    out = np.full(n_frames, -100.0)
-    for i in range(n_frames):
-        seg = samples[int(round(i * per)):int(round((i + 1) * per))]
-        if seg.size:
-            out[i] = 10 * np.log10(max(float(np.mean(seg.astype(np.float64) ** 2)), 1e-10))
-    return out
-
-
-def frame_labels(values: np.ndarray, n_frames: int, fps: float = FPS) -> np.ndarray:
-    """Per-video-frame samples of a 100 Hz per-feature-frame array (the value at each frame's time)."""
-    idx = np.clip(np.round(np.arange(n_frames) * FEATURE_RATE / fps).astype(int), 0, len(values) - 1)
-    return np.asarray(values)[idx]
-
-
 def _segments(ids: np.ndarray) -> list[tuple[int, int, int]]:
     """(viseme, start, end) runs of equal ids at 100 Hz (end exclusive)."""
     change = np.flatnonzero(np.diff(ids)) + 1
@@ -84,23 +63,16 @@ def _segments(ids: np.ndarray) -> list[tuple[int, int, int]]:
     return [(int(ids[s]), int(s), int(e)) for s, e in zip(starts, ends)]
 
 
-def _closed_rate(opening: np.ndarray, segments, threshold: float, fps: float = FPS) -> tuple[float, int]:
+def _closed_rate(opening: np.ndarray, segments, threshold: float) -> tuple[float, int]:
     closed = []
     for _, s, e in segments:
-        a = max(0, int(np.floor(s * fps / FEATURE_RATE)) - 1)
-        b = min(len(opening), int(np.ceil(e * fps / FEATURE_RATE)) + 1)
+        a = max(0, int(np.floor(s * FPS / FEATURE_RATE)) - 1)
+        b = min(len(opening), int(np.ceil(e * FPS / FEATURE_RATE)) + 1)
         vals = opening[a:b]
         vals = vals[np.isfinite(vals)]
         if vals.size:
             closed.append(vals.min() <= threshold)
     return (float(np.mean(closed)) if closed else float("nan")), len(closed)
-
-
-def speech_mask(feats: AudioFeatures, n_frames: int) -> np.ndarray:
-    """(n_frames,) True where the voice-activity detector hears speech."""
-    if feats.vad is None:
-        return np.ones(n_frames, bool)
-    return frame_labels(feats.vad, n_frames) >= 0.5
 
 
 def lipsync_scores(name: str, opening: np.ndarray, feats: AudioFeatures, samples: np.ndarray | None = None,
@@ -110,7 +82,7 @@ def lipsync_scores(name: str, opening: np.ndarray, feats: AudioFeatures, samples
     opening = np.asarray(opening, np.float64)
     n = len(opening)
     samples = feats.samples if samples is None else samples
-    start = int(round(first_frame * 16000 / FPS))
+    start = int(round(first_frame * SAMPLE_RATE / FPS))
     loud = loudness_db(samples[start:], n)
     speech = speech_mask(feats, first_frame + n)[first_frame:]
     corr, lag = lagged_correlation(opening, loud, max_lag=3)
@@ -125,21 +97,10 @@ def lipsync_scores(name: str, opening: np.ndarray, feats: AudioFeatures, samples
                 segs.append((v, s - f0, e - f0))
     pbm, n_pbm = _closed_rate(opening, [s for s in segs if s[0] == PBM], threshold)
     vow, _ = _closed_rate(opening, [s for s in segs if s[0] in VOWELS], threshold)
-    silent = long_runs(~speech, MIN_SILENCE_FRAMES) & ok
+    silent = silent_runs(speech, MIN_SILENT_FRAMES) & ok
     return LipSyncScores(
         name=name, loudness_corr=float(corr), lag=int(lag), bilabial_margin=float(pbm - vow),
         closed_at_bilabial=pbm, closed_at_vowels=vow, n_bilabial=n_pbm,
         silence_opening=float(opening[silent].mean()) if silent.any() else float("nan"),
         speech_opening=median_speech, n_frames=n,
         opening=[round(float(v), 5) if np.isfinite(v) else None for v in opening], loudness=[round(float(v), 2) for v in loud])
-
-
-def long_runs(mask: np.ndarray, min_len: int) -> np.ndarray:
-    """``mask`` with runs of True shorter than ``min_len`` cleared."""
-    mask = np.asarray(mask, bool)
-    out = np.zeros_like(mask)
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
-    for s, e in zip(edges[::2], edges[1::2]):
-        if e - s >= min_len:
-            out[s:e] = True
-    return out

@@ -14,7 +14,6 @@ from typing import Sequence
 
 import numpy as np
 
-from nerfhead.io.files import atomic_path
 from nerfhead.io.images import caption
 
 
@@ -142,12 +141,6 @@ def img_tag(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
 
-def write_text(path: Path, text: str) -> Path:
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(text, encoding="utf-8")
-    return path
-
-
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--hide-scrollbars")
@@ -183,3 +176,65 @@ def screenshot(html_path: str | Path, png_path: str | Path, width: int = 1200, h
     if proc.returncode != 0 or not png_path.is_file():
         raise InputError(f"Chromium could not render {html_path}: {proc.stderr.strip()[-300:]}")
     return png_path, proc.stderr
+
+
+_SELF_COLUMNS = [("name", "source"), ("psnr", "PSNR"), ("ssim", "SSIM"), ("face_psnr", "face PSNR"),
+                 ("face_ssim", "face SSIM"), ("lmd", "LMD (px@512)"), ("mouth_corr", "mouth corr")]
+_LIP_COLUMNS = [("name", "audio"), ("loudness_corr", "opening~loudness r"), ("lag", "lag (frames)"),
+                ("bilabial_margin", "/p b m/ margin"), ("closed_at_bilabial", "closed at /p b m/"),
+                ("closed_at_vowels", "closed at vowels"), ("n_bilabial", "n /p b m/"),
+                ("silence_opening", "opening in silence"), ("speech_opening", "opening in speech"),
+                ("n_frames", "frames"), ("asked_corr", "asked: loudness r"), ("asked_margin", "asked: /p b m/ margin")]
+
+
+def protocol_page(report: dict, pictures: dict[str, bytes], curves: Path | None) -> str:
+    """The HTML page of an evaluation report (``nerfhead eval``): tables, plots and strips."""
+    sd = report["selfdriven"]
+    ours = sd["scores"]["ours"]
+    goals = []
+    for k, v in sd["goals"].items():
+        met = sd["goals_met"][k]
+        goals.append(f'<span class="{"met" if met else "miss"}">{k} {fmt(ours[k])} '
+                     f'({"&le;" if k == "lmd" else "&ge;"} {v:g}: {"met" if met else "not met"})</span>')
+    rows = [dict(v) for v in sd["scores"].values()]
+    checks = [dict(v) for v in sd["audio_check"].values()]
+    t = report["temporal"]
+    sections = [
+        ("Summary", f"<p>Checkpoint <code>{html.escape(report['checkpoint'])}</code> ({report['stage']} stage, "
+                    f"step {report['step']}); {sd['n_test_frames']} held-out test frames (never trained on).</p>"
+                    f"<p>Goals: {' &middot; '.join(goals)}</p>"),
+        ("Self-driven test frames", html_table(rows, _SELF_COLUMNS, highlight="ours")
+         + '<p class="note">frozen: the last training frame for every test frame; retrieval: the training frame '
+           'with the nearest audio window; previous: the real previous frame (the metrics\' noise floor).</p>'
+         + img_tag(pictures["frames_strip.png"], "real and rendered test frames")
+         + img_tag(pictures["per_frame_psnr.png"], "per-frame PSNR")
+         + img_tag(pictures["pose.png"], "head pose of the test frames")),
+        ("Does audio drive the mouth?", html_table([dict(ours)] + checks, _SELF_COLUMNS, highlight="ours")
+         + '<p class="note">The same frames rendered with the test audio shuffled among the frames, and with '
+           'silence: a model that listens gets a worse LMD with them.</p>'
+         + img_tag(pictures["mouth_strip.png"], "mouth crops: real, ours, silent")),
+        ("Temporal stability (test sequence)", html_table(
+            [{"name": k, **v} for k, v in t.items()],
+            [("name", "frames"), ("landmark_jitter_px", "landmark jitter (px@512)"),
+             ("background_flicker", "background flicker (/255)")], highlight="ours")),
+    ]
+    lips = report["test_frames_lipsync"] + report["crossdriven"]
+    if lips:
+        inner = html_table(lips, _LIP_COLUMNS)
+        inner += ('<p class="note">Weak, noisy proxies (real captures score 0.15-0.36 correlation, +0.07 to +0.35 '
+                  'margin): read each row against the real capture\'s.</p>')
+        if "mouth_vs_audio.png" in pictures:
+            inner += img_tag(pictures["mouth_vs_audio.png"], "mouth opening and loudness over time")
+        if not report["crossdriven"]:
+            inner += '<p class="note">No other audio given: run <code>nerfhead eval NAME --audio FILE</code>.</p>'
+        sections.append(("Lip sync: test frames and other audio (cross-driven)", inner))
+    sp = report["speed"]
+    speed = f"<p>Render of the test frames (head, torso and plate): {sp['render_fps_test_frames']:.2f} frames/s at " \
+            f"{sp['image_size'][1]}x{sp['image_size'][0]} on this machine.</p>"
+    if sp.get("training"):
+        speed += "<p>Training: " + "; ".join(f"{k} {v['steps']:.0f} steps at {v['steps_per_s']:.1f} steps/s "
+                                             f"({v['seconds'] / 60:.1f} min)" for k, v in sp["training"].items()) + "</p>"
+    if curves is not None:
+        speed += img_tag(Path(curves).read_bytes(), "training curves")
+    sections.append(("Speed and training", speed))
+    return html_page(f"nerfhead evaluation: {report['identity']}", sections)

@@ -1,5 +1,12 @@
 """Self-driven evaluation on an identity's held-out test frames, with trivial baselines.
 
+The avatar renders every test frame from the frame's own pose, audio and blink, exactly as
+``nerfhead render`` renders a frame (:func:`nerfhead.avatar.sequence.render_frames`: the
+audio code, the mouth input from the articulation track, the capture's closed-lips and silence
+codes; neutral frame code; torso field and plate). Two more renders of the same frames check
+that audio drives the mouth: test-frame audio shuffled among the test frames, and digital
+silence (a render of silent audio).
+
 A *frame source* maps a test frame index to an RGB uint8 image. The model is one source;
 the baselines are others, measured by exactly the same code:
 
@@ -10,14 +17,26 @@ the baselines are others, measured by exactly the same code:
 
 from __future__ import annotations
 
+import tempfile
+import time
+import wave
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+import torch
 
-from nerfhead.dataset import Identity
-from nerfhead.eval.metrics import face_box, lmd, measure_landmarks, mouth_opening, pearson, psnr, ssim
+from nerfhead.avatar.drive import DrivingAudio
+from nerfhead.avatar.frame import torso_backdrop
+from nerfhead.avatar.load import Avatar
+from nerfhead.avatar.sequence import PoseTrack, render_frames
+from nerfhead.dataset import FPS, Identity, mouth_opening
+from nerfhead.eval.metrics import face_box, lmd, measure_landmarks, pearson
 from nerfhead.io.images import read_rgb
+from nerfhead.log import progress
+from nerfhead.quality import psnr, ssim
+from nerfhead.train.data import TrainingData
 
 FrameSource = Callable[[int], np.ndarray]
 
@@ -105,3 +124,129 @@ def retrieval_source(ident: Identity, features: np.ndarray) -> FrameSource:
         return read_rgb(ident.frame_path(int(train[int(np.argmin(d))])))
 
     return source
+
+
+# the goals for the self-driven test frames (docs/EVALUATION.md)
+GOALS = {"psnr": 30.0, "face_psnr": 30.0, "lmd": 1.6, "mouth_corr": 0.6}
+
+
+@dataclass
+class SelfDrivenReport:
+    identity: str
+    checkpoint: str
+    stage: str
+    step: int
+    n_test_frames: int
+    scores: dict[str, SelfDrivenScores]  # ours, frozen, retrieval, previous
+    audio_check: dict[str, SelfDrivenScores]  # ours with shuffled / silent audio
+    per_frame_psnr: list[float]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {
+            "identity": self.identity, "checkpoint": self.checkpoint, "stage": self.stage, "step": self.step,
+            "n_test_frames": self.n_test_frames,
+            "scores": {k: v.as_dict() for k, v in self.scores.items()},
+            "audio_check": {k: v.as_dict() for k, v in self.audio_check.items()},
+            "goals": GOALS, "goals_met": self.goals_met(), "per_frame_psnr": self.per_frame_psnr,
+            "seconds": self.seconds,
+        }
+
+    def goals_met(self) -> dict[str, bool]:
+        ours = self.scores["ours"].as_dict()
+        return {k: bool(ours[k] <= v if k == "lmd" else ours[k] >= v) for k, v in GOALS.items()}
+
+
+def silent_audio(n_frames: int) -> DrivingAudio:
+    """The driving inputs of digital silence as long as ``n_frames`` video frames (same extractor)."""
+    from nerfhead.audio import features_for
+
+    with tempfile.TemporaryDirectory(prefix="nerfhead-silence-") as tmp:
+        path = Path(tmp) / "silence.wav"
+        with wave.open(str(path), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(16000)
+            w.writeframes(np.zeros(int((n_frames / FPS + 0.5) * 16000), np.int16).tobytes())
+        feats = features_for(path, cache=False)
+        return DrivingAudio.of(feats, n_frames)
+
+
+class HeldOutRenders:
+    """Renders of an avatar's test frames with their own poses and blinks, as a render makes them;
+    the backdrop (audio-independent: torso field and plate, or the real torso for an avatar
+    without a trained torso) is rendered once a frame."""
+
+    def __init__(self, avatar: Avatar, data: TrainingData, frames: list[int]) -> None:
+        self.avatar, self.data, self.frames = avatar, data, list(frames)
+        self.poses = PoseTrack.of_capture(data.ident.tracks(), self.frames)
+        self.eye = data.blink[self.frames].numpy()
+        self.plate = np.asarray(data.store.background)
+        self._backdrops: dict[int, np.ndarray] = {}
+
+    def backdrop(self, j: int) -> np.ndarray:
+        if j not in self._backdrops:
+            if self.avatar.has_torso:
+                r = torch.from_numpy(self.poses.rotation[j].astype(np.float32))
+                t = torch.from_numpy(self.poses.translation[j].astype(np.float32))
+                self._backdrops[j] = torso_backdrop(self.avatar.model, r, t, self.plate)
+            else:
+                self._backdrops[j] = self.data.backdrop(self.frames[j])
+        return self._backdrops[j]
+
+    def render(self, audio: DrivingAudio, label: str) -> dict[int, np.ndarray]:
+        """Test frame index -> rendered frame, driven by ``audio`` (a clip as long as the capture)."""
+        out = {}
+        with progress(label, total=len(self.frames)) as bar:
+            for i, rgb in zip(self.frames, render_frames(self.avatar, audio, self.frames, self.poses, self.eye,
+                                                         self.plate, backdrop=self.backdrop)):
+                out[i] = rgb
+                bar.advance()
+        return out
+
+
+@dataclass
+class SelfDrivenRun:
+    """The self-driven scores and what the report draws from the same renders."""
+
+    report: SelfDrivenReport
+    test: list[int]
+    real: list[np.ndarray]
+    ours: dict[int, np.ndarray]
+    silent: dict[int, np.ndarray]
+    real_landmarks: np.ndarray
+    ours_landmarks: np.ndarray
+
+
+def run_selfdriven(ident: Identity, avatar: Avatar, data: TrainingData,
+                   max_frames: int | None = None) -> SelfDrivenRun:
+    """Render the test frames (own audio, shuffled audio, silence) and score them beside the baselines."""
+    seconds: dict[str, float] = {}
+    test = list(data.test_frames)
+    if max_frames is not None and len(test) > max_frames:
+        test = test[:max_frames]
+    t0 = time.perf_counter()
+    held = HeldOutFrames(ident, test)
+    seconds["measure_real"] = time.perf_counter() - t0
+
+    renders = HeldOutRenders(avatar, data, test)
+    scores: dict[str, SelfDrivenScores] = {}
+    t0 = time.perf_counter()
+    ours = renders.render(data.audio, "render test frames")
+    seconds["render"] = time.perf_counter() - t0
+    scores["ours"] = held.score("ours", ours.__getitem__)
+    t0 = time.perf_counter()
+    scores["frozen"] = held.score("frozen", frozen_source(ident))
+    scores["retrieval"] = held.score("retrieval", retrieval_source(ident, data.windows.numpy()))
+    scores["previous"] = held.score("previous", previous_source(ident))
+    seconds["baselines"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    shuffled = renders.render(data.audio.permuted(test), "render, shuffled audio")
+    audio_check = {"shuffled": held.score("shuffled", shuffled.__getitem__)}
+    silent = renders.render(silent_audio(data.n_frames), "render, silent audio")
+    audio_check["silent"] = held.score("silent", silent.__getitem__)
+    seconds["audio_check"] = time.perf_counter() - t0
+    report = SelfDrivenReport(ident.name, str(avatar.checkpoint), avatar.stage, avatar.step, len(test), scores,
+                              audio_check, list(scores["ours"].per_frame_psnr), seconds)
+    return SelfDrivenRun(report, test, held.frames, ours, silent, held.landmarks, held.measured["ours"])

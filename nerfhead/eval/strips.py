@@ -7,7 +7,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from nerfhead.capture import landmark_ids as ids
+from nerfhead import landmark_ids as ids
 from nerfhead.io.images import caption
 
 

@@ -26,6 +26,10 @@ class RayConditions:
     eye: torch.Tensor
     frame_code: torch.Tensor
 
+    def rows(self, a: int, b: int) -> "RayConditions":
+        """The conditions of rows ``a .. b - 1``."""
+        return RayConditions(self.audio[a:b], self.eye[a:b], self.frame_code[a:b])
+
 
 @dataclass
 class SamplingConfig:

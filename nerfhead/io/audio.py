@@ -11,7 +11,7 @@ import numpy as np
 
 from nerfhead.errors import InputError
 from nerfhead.io.files import atomic_path
-from nerfhead.io.media import _reason, open_media
+from nerfhead.io.media import error_reason, open_media
 
 
 def iter_audio(path: str | Path, rate: int = 16000, chunk_seconds: float = 30.0) -> Iterator[np.ndarray]:
@@ -39,7 +39,7 @@ def iter_audio(path: str | Path, rate: int = 16000, chunk_seconds: float = 30.0)
             for out in resampler.resample(None):
                 pending.append(out.to_ndarray().reshape(-1))
         except av.FFmpegError as exc:
-            raise InputError(f"{path}: audio data is corrupt ({_reason(exc)})") from None
+            raise InputError(f"{path}: audio data is corrupt ({error_reason(exc)})") from None
         if pending:
             yield np.concatenate(pending).astype(np.float32, copy=False)
 

@@ -38,6 +38,16 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         remove(tmp)
 
 
+def write_atomic(path: str | Path, data: str | bytes) -> Path:
+    """Write text (UTF-8) or bytes to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        if isinstance(data, bytes):
+            tmp.write_bytes(data)
+        else:
+            tmp.write_text(data, encoding="utf-8")
+    return Path(path)
+
+
 def remove(path: str | Path) -> None:
     """Remove a file or folder if it exists."""
     path = Path(path)

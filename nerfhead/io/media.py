@@ -27,14 +27,15 @@ def open_media(path: str | Path) -> Iterator[av.container.InputContainer]:
     try:
         container = av.open(str(path), mode="r")
     except av.FFmpegError as exc:
-        raise InputError(f"cannot read {path} as audio/video ({_reason(exc)})") from None
+        raise InputError(f"cannot read {path} as audio/video ({error_reason(exc)})") from None
     try:
         yield container
     finally:
         container.close()
 
 
-def _reason(exc: Exception) -> str:
+def error_reason(exc: Exception) -> str:
+    """The first clause of a decoder error, for a one-line message."""
     text = getattr(exc, "strerror", None) or str(exc)
     return text.split(";")[0].strip() or type(exc).__name__
 

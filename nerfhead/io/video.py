@@ -16,7 +16,7 @@ import numpy as np
 
 from nerfhead.errors import InputError
 from nerfhead.io.files import atomic_path
-from nerfhead.io.media import _reason, is_image_container, open_media
+from nerfhead.io.media import error_reason, is_image_container, open_media
 
 
 @dataclass
@@ -113,7 +113,7 @@ def iter_frames(path: str | Path, fps: float = 25.0) -> Iterator[np.ndarray]:
                 if out_i >= total:
                     break
         except av.FFmpegError as exc:
-            raise InputError(f"{path}: video data is corrupt ({_reason(exc)})") from None
+            raise InputError(f"{path}: video data is corrupt ({error_reason(exc)})") from None
         if prev_img is None:
             raise InputError(f"{path}: video stream has no decodable frames")
         while out_i < total:

@@ -32,11 +32,12 @@ from typing import Iterator
 import torch
 
 from nerfhead.log import get_logger
+from nerfhead.shipped import kernels_dir
 
 log = get_logger(__name__)
 
 FAMILIES = ("hashgrid", "raymarch", "volrend")
-SOURCE_DIR = Path(__file__).resolve().parents[2] / "cuda_ext"
+SOURCE_DIR = kernels_dir()
 _MODES = ("auto", "ref", "native")
 
 _lock = threading.Lock()

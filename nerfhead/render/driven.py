@@ -14,28 +14,22 @@ from typing import Iterator
 
 import cv2
 import numpy as np
-import torch
 
-from nerfhead.audio.articulation import articulation_track
 from nerfhead.audio.features import AudioFeatures
-from nerfhead.dataset import Identity
-from nerfhead.eval.lipsync import speech_mask
+from nerfhead.avatar.drive import DrivingAudio
+from nerfhead.avatar.load import Avatar, load_avatar
+from nerfhead.avatar.sequence import CHUNK_FRAMES, PoseTrack, render_frames
+from nerfhead.dataset import FPS, Identity
 from nerfhead.errors import InputError, NerfheadError
-from nerfhead.field.renderer import RayConditions
 from nerfhead.io.audio import iter_audio
 from nerfhead.io.images import read_rgb
 from nerfhead.io.video import VideoWriter
 from nerfhead.log import get_logger, progress
-from nerfhead.render.frame import render_frame, torso_backdrop
 from nerfhead.render.motion import blink_track
-from nerfhead.render.poses import PoseTrack, capture_poses, reference_poses
-from nerfhead.render.silence import blend, closed_code, closed_weights, silence_code, silence_weights
-from nerfhead.train.data import normalised_opening
-from nerfhead.train.run import Avatar, load_avatar
+from nerfhead.render.poses import capture_poses, reference_poses
 
 log = get_logger(__name__)
 
-FPS = 25.0
 AUDIO_RATE = 48000
 AUDIO_SUFFIXES = {".wav", ".mp3", ".flac", ".ogg", ".opus", ".m4a", ".aac", ".wma", ".mp4", ".mkv", ".mov", ".webm"}
 
@@ -52,7 +46,7 @@ class RenderOptions:
     scale: float = 1.0  # draft: render at this fraction of the resolution and upscale (0.5: about 4x faster)
     seed: int = 0  # blink timing
     crf: int = 18  # H.264 quality (lower = better, bigger)
-    chunk_frames: int = 25  # frames whose audio codes are computed together
+    chunk_frames: int = CHUNK_FRAMES  # frames whose audio codes are computed together
     closed_code: bool = True  # the capture's closed-lips code where the articulation track closes the lips
 
 
@@ -130,31 +124,6 @@ class AvatarRenderer:
         self.model = self.avatar.model
         self.plate = read_rgb(self.ident.background_path)
         self.height, self.width = self.plate.shape[:2]
-        self._rest: tuple[torch.Tensor | None, torch.Tensor | None] | None = None
-
-    def _rest_codes(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """The capture's own audio codes for silence and for closed lips (computed on first use)."""
-        if self._rest is None:
-            from nerfhead.audio import features_for
-
-            m = self.ident.manifest()
-            feats = features_for(self.ident.audio_path)
-            n, train = m["n_frames"], list(m["split"]["train"])
-            windows = torch.from_numpy(np.ascontiguousarray(feats.windows_for(n), np.float32))
-            opening, _ = normalised_opening(self.ident.tracks()["landmarks"], speech_mask(feats, n))
-            self._rest = (silence_code(self.model, windows, feats.vad, train),
-                          closed_code(self.model, windows, feats.vad, train, opening))
-        return self._rest
-
-    @property
-    def silence(self) -> torch.Tensor | None:
-        """The capture's own audio code for silence."""
-        return self._rest_codes()[0]
-
-    @property
-    def closed(self) -> torch.Tensor | None:
-        """The capture's own audio code for closed lips in speech (None without the mouth input)."""
-        return self._rest_codes()[1]
 
     # --- inputs ------------------------------------------------------------------------
     def features(self, audio: str | Path | None = None, text: str | None = None, voice: str | None = None,
@@ -177,48 +146,28 @@ class AvatarRenderer:
         return capture_poses(self.ident, n, opts.pose_start, opts.pose_smooth)
 
     # --- rendering ---------------------------------------------------------------------
-    def frames(self, feats: AudioFeatures, opts: RenderOptions, first: int, n: int,
-               torso: bool = True) -> Iterator[np.ndarray]:
+    def frames(self, feats: AudioFeatures, opts: RenderOptions, first: int, n: int, torso: bool = True,
+               poses: PoseTrack | None = None, eye: np.ndarray | None = None) -> Iterator[np.ndarray]:
         """Rendered RGB frames ``first .. first + n - 1`` of the audio's video frames (``torso``
-        False: the head over the background plate only, for measurements of the face)."""
-        model, sampling = self.model, self.avatar.sampling
-        total = feats.n_video_frames
-        windows = feats.windows_for(total)  # a strided view: no copy
-        poses = self.poses(n, opts)
-        c2w = poses.camera_to_head.astype(np.float32)
-        eye = blink_track(n, FPS, per_minute=opts.blinks_per_minute, seed=opts.seed).astype(np.float32)
+        False: the head over the background plate only, for measurements of the face). ``poses``
+        and ``eye`` (n each) replace the options' pose track and blinks."""
         if not 0.1 <= opts.scale <= 1.0:
             raise InputError(f"--scale must be between 0.1 and 1, not {opts.scale:g}")
-        k, plate = model.intrinsics, self.plate
+        poses = self.poses(n, opts) if poses is None else poses
+        if eye is None:
+            eye = blink_track(n, FPS, per_minute=opts.blinks_per_minute, seed=opts.seed).astype(np.float32)
+        k, plate = self.model.intrinsics, self.plate
         if opts.scale < 1.0:  # draft: fewer rays for the head and fewer pixels for the torso
             size = (max(8, round(self.width * opts.scale)), max(8, round(self.height * opts.scale)))
             k = k.scaled(size[0] / self.width)
             plate = cv2.resize(self.plate, size, interpolation=cv2.INTER_AREA)
-        margin = model.audio_net.cfg.smooth_frames
-        quiet = silence_weights(feats.vad, total)
-        mouth = None if model.mouth_track is None else model.mouth_input(articulation_track(feats, total))
-        shut = closed_weights(mouth.numpy()) if mouth is not None and opts.closed_code else None
-        with torch.no_grad():
-            for a in range(0, n, opts.chunk_frames):
-                b = min(a + opts.chunk_frames, n)
-                lo, hi = max(0, first + a - margin), min(total, first + b + margin)
-                win = torch.from_numpy(np.ascontiguousarray(windows[lo:hi], np.float32))
-                idx = torch.arange(first + a - lo, first + b - lo)
-                cond = model.conditions(win, idx, torch.from_numpy(eye[a:b]),
-                                        mouth=None if mouth is None else mouth[first + a:first + b])
-                if shut is not None:
-                    cond.audio = blend(cond.audio, self.closed, shut[first + a:first + b])
-                cond.audio = blend(cond.audio, self.silence, quiet[first + a:first + b])
-                for j in range(b - a):
-                    f = a + j
-                    backdrop = plate if not torso else torso_backdrop(
-                        model, torch.from_numpy(poses.rotation[f].astype(np.float32)),
-                        torch.from_numpy(poses.translation[f].astype(np.float32)), plate)
-                    one = RayConditions(cond.audio[j:j + 1], cond.eye[j:j + 1], cond.frame_code[j:j + 1])
-                    rgb = render_frame(model, c2w[f], k, backdrop, one, sampling).rgb
-                    if rgb.shape[:2] != (self.height, self.width):
-                        rgb = cv2.resize(rgb, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
-                    yield rgb
+        audio = DrivingAudio.of(feats)
+        for rgb in render_frames(self.avatar, audio, range(first, first + n), poses, eye, plate,
+                                 backdrop=None if torso else (lambda f: plate), intrinsics=k,
+                                 closed_code=opts.closed_code, chunk_frames=opts.chunk_frames):
+            if rgb.shape[:2] != (self.height, self.width):
+                rgb = cv2.resize(rgb, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
+            yield rgb
 
     def render(self, feats: AudioFeatures, audio_file: Path, out: str | Path, opts: RenderOptions | None = None,
                label: str = "render") -> RenderResult:

@@ -1,17 +1,17 @@
 """Head pose tracks for rendered videos: the capture's own poses, or those of a reference video.
 
-A track holds, per output frame, the head -> camera rotation and translation (what the torso
-field is conditioned on) and the camera -> head transform the head field is rendered from.
+A track (:class:`nerfhead.avatar.sequence.PoseTrack`) holds, per output frame, the head -> camera
+rotation and translation and the camera -> head transform the head field is rendered from.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from nerfhead.avatar.sequence import PoseTrack
 from nerfhead.dataset import Identity
 from nerfhead.errors import InputError
 from nerfhead.log import get_logger, progress, quiet_native_stderr
@@ -20,31 +20,9 @@ from nerfhead.render.motion import pingpong, smooth_c2w
 log = get_logger(__name__)
 
 
-@dataclass
-class PoseTrack:
-    rotation: np.ndarray  # (n, 3, 3) head -> camera
-    translation: np.ndarray  # (n, 3) metres
-
-    def __len__(self) -> int:
-        return len(self.rotation)
-
-    @property
-    def camera_to_head(self) -> np.ndarray:
-        """(n, 4, 4) the camera poses in the head frame (what the head field renders from)."""
-        c2w = np.tile(np.eye(4), (len(self), 1, 1))
-        rt = np.transpose(self.rotation, (0, 2, 1))
-        c2w[:, :3, :3] = rt
-        c2w[:, :3, 3] = -np.einsum("nij,nj->ni", rt, self.translation)
-        return c2w
-
-    @classmethod
-    def from_camera_to_head(cls, c2w: np.ndarray) -> "PoseTrack":
-        w2c = np.linalg.inv(c2w)
-        return cls(w2c[:, :3, :3].copy(), w2c[:, :3, 3].copy())
-
-    def smoothed(self, sigma: float) -> "PoseTrack":
-        """Zero-lag Gaussian smoothing over ``sigma`` frames (no jitter, no lag)."""
-        return PoseTrack.from_camera_to_head(smooth_c2w(self.camera_to_head, sigma))
+def smoothed(track: PoseTrack, sigma: float) -> PoseTrack:
+    """Zero-lag Gaussian smoothing over ``sigma`` frames (no jitter, no lag)."""
+    return PoseTrack.from_camera_to_head(smooth_c2w(track.camera_to_head, sigma))
 
 
 def capture_poses(ident: Identity, n_out: int, start_frame: int = 0, sigma: float = 2.0) -> PoseTrack:
@@ -57,7 +35,7 @@ def capture_poses(ident: Identity, n_out: int, start_frame: int = 0, sigma: floa
         raise InputError(f"--pose-start must be a capture frame in 0..{n - 1}, not {start_frame}")
     idx = pingpong(valid, n_out, start_frame)
     track = PoseTrack(tracks["rotation"][idx].astype(np.float64), tracks["translation"][idx].astype(np.float64))
-    return track.smoothed(sigma)
+    return smoothed(track, sigma)
 
 
 def reference_poses(video: str | Path, ident: Identity, n_out: int, sigma: float = 2.0) -> PoseTrack:
@@ -102,4 +80,4 @@ def reference_poses(video: str | Path, ident: Identity, n_out: int, sigma: float
     translation = cap_t + (ref_t[idx] - ref_tm) * scale
     log.info("pose video: %d frames, face on %.0f%%, reprojection %.2f px", len(lms), 100 * valid.mean(),
              fit.stats["reprojection_median_px512"])
-    return PoseTrack(rotation, translation).smoothed(sigma)
+    return smoothed(PoseTrack(rotation, translation), sigma)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from nerfhead.capture.segment import HEAD, TORSO
+from nerfhead.dataset import HEAD, TORSO
 from nerfhead.field.rays import Intrinsics, pixel_rays
 from nerfhead.train.frames import FrameStore
 

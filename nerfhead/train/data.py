@@ -8,10 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from nerfhead.capture.segment import HEAD, TORSO
-from nerfhead.dataset import Identity
-from nerfhead.eval.lipsync import speech_mask
-from nerfhead.eval.metrics import mouth_opening
+from nerfhead.audio.timeline import speech_mask
+from nerfhead.avatar.drive import DrivingAudio, capture_audio
+from nerfhead.dataset import HEAD, TORSO, Identity, normalised_opening
 from nerfhead.field.rays import Intrinsics, head_box
 from nerfhead.log import get_logger
 from nerfhead.train.batches import RaySampler
@@ -38,7 +37,8 @@ class TrainingData:
     lip_points: np.ndarray  # (n_frames, 40, 2) tracked lip landmarks in pixels (NaN without a face)
     mouth: torch.Tensor  # (n_frames,) float32 tracked mouth opening / median speaking opening (1 without a face)
     mouth_scale: float  # the median speaking opening (inner-lip gap / face height): ``mouth``'s unit
-    articulation: np.ndarray  # (n_frames,) the capture audio's articulation track (nerfhead.audio.articulation)
+    vad: np.ndarray | None  # (T,) the capture's 100 Hz speech probability
+    audio: DrivingAudio  # the capture's audio as a render reads it (windows, articulation, silences)
 
     @property
     def n_frames(self) -> int:
@@ -69,14 +69,11 @@ class TrainingData:
 
 def load_training_data(ident: Identity) -> TrainingData:
     """Everything training needs of a processed identity (frames stay on disk, memory-mapped)."""
-    from nerfhead.audio import features_for
-    from nerfhead.audio.articulation import articulation_track
-
     m = ident.manifest()
     tracks = ident.tracks()
     store = FrameStore(ident)
-    feats = features_for(ident.audio_path)
-    windows = torch.from_numpy(np.ascontiguousarray(feats.windows_for(m["n_frames"]), np.float32))
+    feats, audio = capture_audio(ident)
+    windows = torch.from_numpy(np.ascontiguousarray(audio.windows, np.float32))
     c2w = np.nan_to_num(tracks["camera_to_head"]).astype(np.float32)
     blink = torch.from_numpy(np.nan_to_num(tracks["blink"]).clip(0, 1).astype(np.float32))
     n = m["n_frames"]
@@ -89,16 +86,4 @@ def load_training_data(ident: Identity) -> TrainingData:
         translation=torch.from_numpy(np.nan_to_num(tracks["translation"]).astype(np.float32)), aabb=head_box(tracks["canonical_shape"]).astype(np.float32),
         lip_points=tracks["landmarks"][:, tracks["lip_ids"], :2].astype(np.float32),
         mouth=torch.from_numpy(mouth), mouth_scale=mouth_scale,
-        articulation=articulation_track(feats, n))
-
-
-def normalised_opening(landmarks: np.ndarray, speech: np.ndarray) -> tuple[np.ndarray, float]:
-    """((n,) float32 tracked mouth opening (inner-lip gap / face height) over its median in speech,
-    that median): over all frames if no speech is heard; frames without a face: 1."""
-    opening = mouth_opening(np.asarray(landmarks, np.float64))
-    ok = np.isfinite(opening)
-    ref = opening[ok & speech] if (ok & speech).any() else opening[ok]
-    if ref.size == 0:
-        return np.ones(len(opening), np.float32), 1.0
-    scale = max(float(np.median(ref)), 1e-4)
-    return np.where(ok, opening / scale, 1.0).astype(np.float32), scale
+        vad=feats.vad, audio=audio)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from nerfhead.capture.segment import HEAD
+from nerfhead.dataset import HEAD
 from nerfhead.field.model import TalkingHeadModel
 from nerfhead.field.renderer import SamplingConfig, render_rays
 from nerfhead.train.data import TrainingData

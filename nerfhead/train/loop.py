@@ -1,7 +1,8 @@
 """The stage loop: steps until done, out of time, or interrupted, checkpointing as it goes.
 
-Ctrl-C (SIGINT) does not kill a step half-way: the loop finishes the current step, saves a
-checkpoint and returns, so ``train`` can be resumed from exactly that step.
+Ctrl-C (SIGINT) and SIGTERM (what job schedulers and ``docker stop`` send) do not kill a step
+half-way: the loop finishes the current step, saves a checkpoint and returns, so ``train`` can be
+resumed from exactly that step.
 """
 
 from __future__ import annotations
@@ -26,30 +27,32 @@ class LoopResult:
     seconds: float
 
 
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 @contextmanager
 def _deferred_sigint() -> Iterator[dict]:
     flag = {"hit": False}
-    try:
-        old = signal.getsignal(signal.SIGINT)
-    except ValueError:  # not the main thread: nothing to install
-        yield flag
-        return
 
     def handler(signum, frame):  # noqa: ARG001
-        if flag["hit"]:  # second Ctrl-C: stop now
+        if flag["hit"]:  # a second signal: stop now
             raise KeyboardInterrupt
         flag["hit"] = True
-        log.warning("interrupt: finishing this step and saving a checkpoint (Ctrl-C again to abort)")
+        log.warning("%s: finishing this step and saving a checkpoint (Ctrl-C again to abort)",
+                    signal.Signals(signum).name)
 
     try:
-        signal.signal(signal.SIGINT, handler)
-    except ValueError:
+        old = {s: signal.getsignal(s) for s in _SIGNALS}
+        for s in _SIGNALS:
+            signal.signal(s, handler)
+    except ValueError:  # not the main thread: nothing to install
         yield flag
         return
     try:
         yield flag
     finally:
-        signal.signal(signal.SIGINT, old)
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def run_loop(name: str, start: int, total: int, step_fn: Callable[[int], dict], save_fn: Callable[[int], None],

@@ -11,10 +11,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from nerfhead.eval.metrics import psnr
 from nerfhead.field.model import TalkingHeadModel
 from nerfhead.field.renderer import SamplingConfig
 from nerfhead.log import get_logger
+from nerfhead.quality import psnr
 from nerfhead.train.data import TrainingData
 from nerfhead.train.preview import render_dataset_frame
 

@@ -16,13 +16,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nerfhead.config import from_dict, load_yaml
+from nerfhead.avatar.checkpoint import STAGES, load_checkpoint, save_checkpoint
+from nerfhead.avatar.load import avatar_fields, checkpoint_path, model_dir
+from nerfhead.avatar.rest import rest_codes
+from nerfhead.config import load_yaml
 from nerfhead.dataset import Identity
 from nerfhead.errors import IdentityError, InputError
 from nerfhead.field.model import ModelConfig, ModelMeta, TalkingHeadModel
-from nerfhead.field.renderer import SamplingConfig
 from nerfhead.log import get_logger
-from nerfhead.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from nerfhead.shipped import preset_names, presets_dir
+from nerfhead.train.random_state import rng_state, set_rng_state
 from nerfhead.train.data import TrainingData, load_training_data
 from nerfhead.train.head_stage import HeadStage, HeadStageConfig, LipsStageConfig
 from nerfhead.train.torso_stage import TorsoStage, TorsoStageConfig
@@ -30,9 +33,6 @@ from nerfhead.train.loop import LoopResult, run_loop
 from nerfhead.train.monitor import TrainingMonitor
 
 log = get_logger(__name__)
-
-STAGES = ("head", "lips", "torso")
-REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -56,9 +56,9 @@ class TrainConfig:
             path = "cpu"
         p = Path(path)
         if not p.suffix and not p.exists():
-            p = REPO / "configs" / f"{path}.yaml"
+            p = presets_dir() / f"{path}.yaml"
             if not p.is_file():
-                presets = ", ".join(sorted(x.stem for x in (REPO / "configs").glob("*.yaml")))
+                presets = ", ".join(preset_names())
                 raise InputError(f"no training preset '{path}' (presets: {presets}; or give a YAML file)")
         return load_yaml(cls, p)
 
@@ -73,14 +73,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def model_dir(ident: Identity) -> Path:
-    return ident.root / "model"
-
-
-def checkpoint_path(ident: Identity, stage: str) -> Path:
-    return model_dir(ident) / f"{stage}.pt"
-
-
 def new_model(cfg: TrainConfig, data: TrainingData) -> TalkingHeadModel:
     meta = ModelMeta(n_frames=data.n_frames, feature_dim=int(data.windows.shape[2]), window=int(data.windows.shape[1]),
                      aabb=data.aabb.tolist(), feature_spec=data.feature_spec,
@@ -89,7 +81,7 @@ def new_model(cfg: TrainConfig, data: TrainingData) -> TalkingHeadModel:
     model.audio_net.set_feature_stats(data.features)
     if model.mouth_track is not None:
         train = np.asarray(data.train_frames)
-        model.mouth_track.calibrate(data.articulation[train], data.mouth.numpy()[train])
+        model.mouth_track.calibrate(data.audio.articulation[train], data.mouth.numpy()[train])
     return model
 
 
@@ -117,17 +109,20 @@ def _start_model(name: str, ident: Identity, cfg: TrainConfig, data: TrainingDat
     previous = checkpoint_path(ident, STAGES[i - 1])
     if not previous.is_file():
         raise IdentityError(f"train the {STAGES[i - 1]} stage of '{ident.name}' before the {name} stage")
-    payload = load_checkpoint(previous)
+    payload = load_checkpoint(previous, own=True, retrain=f"nerfhead train {ident.name}")
     if not payload.get("finished"):
         raise IdentityError(f"the {STAGES[i - 1]} stage of '{ident.name}' is not finished (step {payload['step']}); "
                             f"run `nerfhead train {ident.name}` to finish it first")
     return TalkingHeadModel.from_checkpoint(payload)
 
 
-def stage_payload(model: TalkingHeadModel, stage, step: int, steps: int, cfg: TrainConfig, metrics: dict) -> dict:
-    """Everything a checkpoint holds to resume a stage exactly (model, optimiser, RNGs, step)."""
-    return {**model.checkpoint_fields(), "stage": stage.state_dict(), "rng": rng_state(), "step": step,
-            "finished": step >= steps, "train_config": asdict(cfg), "metrics": metrics}
+def stage_payload(name: str, model: TalkingHeadModel, stage, step: int, steps: int, cfg: TrainConfig,
+                  data: TrainingData, metrics: dict) -> dict:
+    """Everything a checkpoint holds: the avatar as its readers see it (model, sampling, the
+    capture's rest codes) and what resumes the stage exactly (optimiser, RNGs, step)."""
+    rest = rest_codes(model, data.windows, data.vad, data.train_frames, data.mouth.numpy())
+    return {**avatar_fields(model, name, cfg.head.sampling, rest, step, step >= steps), "stage": stage.state_dict(),
+            "rng": rng_state(), "train_config": asdict(cfg), "metrics": metrics}
 
 
 def resume_stage(name: str, payload: dict, data: TrainingData, cfg: TrainConfig):
@@ -148,7 +143,8 @@ def train_stage(name: str, ident: Identity, cfg: TrainConfig, data: TrainingData
     path = checkpoint_path(ident, name)
     start = 0
     if path.is_file():
-        model, stage, steps, start = resume_stage(name, load_checkpoint(path), data, cfg)
+        model, stage, steps, start = resume_stage(name, load_checkpoint(path, own=True, retrain=f"nerfhead train {ident.name}"),
+                                                  data, cfg)
         if start < steps:
             log.info("resuming the %s stage at step %d of %d", name, start, steps)
     else:
@@ -167,7 +163,7 @@ def train_stage(name: str, ident: Identity, cfg: TrainConfig, data: TrainingData
         return last
 
     def save_fn(step: int) -> None:
-        save_checkpoint(path, stage_payload(model, stage, step, steps, cfg, last))
+        save_checkpoint(path, stage_payload(name, model, stage, step, steps, cfg, data, last))
 
     def log_fn(step: int, metrics: dict) -> None:
         log.info("%s step %d: %s", name, step, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
@@ -203,52 +199,3 @@ def train_identity(name: str, config: str | Path | None = None, stage: str | Non
         if not report.result.finished:
             break
     return reports
-
-
-def load_model(ident: Identity, stage: str = "head") -> TalkingHeadModel:
-    """The model saved by ``stage`` (evaluation mode, on the CPU)."""
-    return load_avatar(ident, checkpoint_path(ident, stage)).model
-
-
-@dataclass
-class Avatar:
-    """A trained model with how it was trained to be rendered."""
-
-    model: TalkingHeadModel
-    sampling: SamplingConfig
-    stage: str  # head, lips or torso: which stage wrote the checkpoint
-    step: int
-    finished: bool
-    checkpoint: Path
-
-    @property
-    def has_torso(self) -> bool:
-        """Whether the torso field is trained (else renders need the real torso behind the head)."""
-        return self.stage == "torso"
-
-
-def load_avatar(ident: Identity, checkpoint: str | Path | None = None) -> Avatar:
-    """The identity's trained avatar (its finished torso stage), or the model in ``checkpoint``
-    (a stage file such as ``identities/NAME/model/lips.pt``), in evaluation mode on the CPU."""
-    if checkpoint is None:
-        path = checkpoint_path(ident, STAGES[-1])
-        if not path.is_file():
-            raise IdentityError(f"identity '{ident.name}' is not trained yet: run `nerfhead train {ident.name}`")
-    else:
-        path = Path(checkpoint)
-    payload = load_checkpoint(path)
-    if "model" not in payload or "model_meta" not in payload:
-        raise InputError(f"{path} is not a nerfhead checkpoint")
-    stage = path.stem if path.stem in STAGES else "head"  # a copied stage file: assume no trained torso
-    if checkpoint is None and not payload.get("finished"):
-        raise IdentityError(f"the training of '{ident.name}' is not finished (torso stage at step {payload['step']}); "
-                            f"run `nerfhead train {ident.name}` to finish it, or pass --checkpoint")
-    model = TalkingHeadModel.from_checkpoint(payload)
-    model.eval()
-    if not torch.isfinite(model.audio_net.feature_min).all():  # written before the audio range was kept
-        from nerfhead.audio import features_for
-
-        model.audio_net.set_feature_stats(torch.from_numpy(np.asarray(features_for(ident.audio_path).features, np.float32)))
-    sampling = from_dict(SamplingConfig, payload.get("train_config", {}).get("head", {}).get("sampling"))
-    return Avatar(model, sampling, stage, int(payload.get("step", 0)), bool(payload.get("finished")), path)
-

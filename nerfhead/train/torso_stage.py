@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from nerfhead.capture.segment import BACKGROUND, TORSO
+from nerfhead.dataset import BACKGROUND, TORSO
 from nerfhead.field.model import TalkingHeadModel
 from nerfhead.field.torso import pixel_coords
 from nerfhead.field.renderer import SamplingConfig, render_rays

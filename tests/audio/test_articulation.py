@@ -8,7 +8,8 @@ from scipy.ndimage import binary_erosion
 from nerfhead.audio import features_for
 from nerfhead.audio.articulation import articulation_track
 from nerfhead.audio.loading import load_normalized
-from nerfhead.eval.lipsync import PBM, frame_labels, loudness_db, long_runs, speech_mask
+from nerfhead.audio.timeline import frame_labels, loudness_db, long_runs, speech_mask
+from nerfhead.audio.visemes import PBM
 from nerfhead.eval.metrics import pearson
 from nerfhead.io.audio import save_wav
 

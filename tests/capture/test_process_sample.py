@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from nerfhead.capture import landmark_ids as ids
-from nerfhead.capture.segment import HEAD, face_hull
+from nerfhead import landmark_ids as ids
+from nerfhead.capture.segment import face_hull
+from nerfhead.dataset import HEAD
 from nerfhead.dataset import FORMAT_VERSION, Identity
 from nerfhead.io.images import read_labels, read_rgb
 

@@ -9,9 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from nerfhead.capture import landmark_ids as ids
-from nerfhead.eval.metrics import (face_box, lagged_correlation, lmd, measure_landmarks, mouth_opening, pearson,
-                                   psnr, ssim)
+from nerfhead import landmark_ids as ids
+from nerfhead.dataset import mouth_opening
+from nerfhead.eval.metrics import face_box, lagged_correlation, lmd, measure_landmarks, pearson
+from nerfhead.quality import psnr, ssim
 from nerfhead.io.video import iter_frames
 
 # the lower lip: outer and inner lower contours without the four mouth corners

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nerfhead.capture import landmark_ids as ids
+from nerfhead import landmark_ids as ids
 from nerfhead.field.rays import Intrinsics, head_box, pixel_rays
 
 

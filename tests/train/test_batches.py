@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nerfhead.capture.segment import HEAD, TORSO
+from nerfhead.dataset import HEAD, TORSO
 from nerfhead.field.rays import Intrinsics
 from nerfhead.train.batches import RaySampler
 from nerfhead.train.frames import FrameStore

@@ -11,9 +11,9 @@ from nerfhead.dataset import Identity
 from nerfhead.errors import IdentityError
 from nerfhead.train.data import load_training_data
 from nerfhead.train.preview import head_psnr, write_preview
-from nerfhead.train.checkpoint import load_checkpoint, save_checkpoint
-from nerfhead.train.run import (TrainConfig, checkpoint_path, load_model, new_model, resume_stage, stage_payload,
-                                train_stage)
+from nerfhead.avatar.checkpoint import load_checkpoint, save_checkpoint
+from nerfhead.avatar.load import checkpoint_path, load_avatar
+from nerfhead.train.run import TrainConfig, new_model, resume_stage, stage_payload, train_stage
 
 STEPS = 400
 
@@ -36,7 +36,7 @@ def trained(sample_identity, tmp_path_factory):
 def test_training_learns(trained):
     ident, data, cfg, untrained, report = trained
     assert report.result.step == STEPS and checkpoint_path(ident, "head").is_file()
-    model = load_model(ident)
+    model = load_avatar(ident, checkpoint_path(ident, "head")).model
     frames = data.test_frames[:: max(1, len(data.test_frames) // 3)][:3]
     before = head_psnr(untrained, data, frames, cfg.head.sampling)
     after = head_psnr(model, data, frames, cfg.head.sampling)
@@ -54,7 +54,7 @@ def test_resume_continues_at_the_same_step_with_the_same_loss(trained, tmp_path)
     for _ in range(3):
         stage.step(step)
         step += 1
-    save_checkpoint(tmp_path / "mid.pt", stage_payload(model, stage, step, steps, cfg, {}))
+    save_checkpoint(tmp_path / "mid.pt", stage_payload("head", model, stage, step, steps, cfg, data, {}))
     live = stage.step(step)
     _, resumed_stage, _, resumed_step = resume_stage("head", load_checkpoint(tmp_path / "mid.pt"), data, cfg)
     assert resumed_step == step
@@ -69,15 +69,16 @@ def test_torso_stage_improves_the_composited_frame(trained):
         train_stage("torso", ident, cfg, data)  # stages run in order
     lips = train_stage("lips", ident, cfg, data)
     assert lips.result.finished and lips.last_metrics["psnr"] > 20.0
-    head_only = load_model(ident, "lips")
+    head_only = load_avatar(ident, checkpoint_path(ident, "lips"))
     frames = data.test_frames[:2]
-    before = np.mean(write_preview(head_only, data, ident.root / "before.png", cfg.head.sampling, n=2))
+    before = np.mean(write_preview(head_only, data, ident.root / "before.png", n=2, torso=True))
     report = train_stage("torso", ident, cfg, data)
     assert report.result.finished and checkpoint_path(ident, "torso").is_file()
-    model = load_model(ident, "torso")
+    avatar = load_avatar(ident, checkpoint_path(ident, "torso"))
+    model = avatar.model
     # the head is frozen in the torso stage
-    for (name, a), b in zip(head_only.field.state_dict().items(), model.field.state_dict().values()):
+    for (name, a), b in zip(head_only.model.field.state_dict().items(), model.field.state_dict().values()):
         assert torch.equal(a, b), name
-    after = np.mean(write_preview(model, data, ident.root / "after.png", cfg.head.sampling, n=2))
+    after = np.mean(write_preview(avatar, data, ident.root / "after.png", n=2))
     assert after > before + 2.0, (before, after)
     assert len(frames) == 2

@@ -8,7 +8,8 @@ import time
 
 import torch
 
-from nerfhead.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from nerfhead.avatar.checkpoint import REQUIRED, load_checkpoint, save_checkpoint
+from nerfhead.train.random_state import rng_state, set_rng_state
 from nerfhead.train.loop import run_loop
 
 
@@ -46,7 +47,8 @@ def test_ctrl_c_finishes_the_step_then_saves():
 def test_checkpoint_roundtrip_restores_rng(tmp_path):
     state = rng_state()
     a = torch.rand(3)
-    save_checkpoint(tmp_path / "c.pt", {"rng": state, "w": torch.ones(2)})
+    save_checkpoint(tmp_path / "c.pt", {**dict.fromkeys(REQUIRED), "model": {}, "model_meta": {}, "rng": state,
+                                        "w": torch.ones(2)})
     ck = load_checkpoint(tmp_path / "c.pt")
     set_rng_state(ck["rng"])
     assert torch.equal(torch.rand(3), a) and torch.equal(ck["w"], torch.ones(2))

@@ -11,9 +11,9 @@ from nerfhead.field.rays import pixel_rays
 from nerfhead.field.renderer import RayConditions, render_rays, step_size
 from nerfhead.io.images import read_rgb
 from nerfhead.ops.raymarch import sample_along_rays
-from nerfhead.render.frame import head_pixel_rect, render_frame, torso_backdrop
+from nerfhead.avatar.frame import head_pixel_rect, render_frame, torso_backdrop
 from nerfhead.render.poses import capture_poses
-from nerfhead.train.run import load_avatar
+from nerfhead.avatar.load import load_avatar
 
 
 def _setup(trained_sample, n=3):

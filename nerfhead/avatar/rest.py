@@ -1,4 +1,4 @@
-"""Silences and closed lips: the capture's own audio codes where the new audio's would mislead.
+"""Rest codes: the capture's own audio codes for silence and closed lips, where new audio would mislead.
 
 Digital silence (TTS pauses, padding) and other people's room noise are unlike anything in the
 capture's audio, and the audio code they give can open the mouth or tint the face. Where the
@@ -10,33 +10,24 @@ Likewise within speech: where the articulation track closes the lips (/p b m/, q
 foreign voice's audio code can hold the mouth a little open against the mouth input. There the
 render takes the capture's *closed-lips code*: the mean audio code of the capture's speaking
 frames whose tracked lips were closed.
+
+Both codes are computed once, when a training stage ends (:func:`rest_codes`), and stored in the
+avatar's checkpoint; every render and evaluation reads them from there.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from scipy.ndimage import uniform_filter1d
 
-from nerfhead.eval.lipsync import frame_labels, long_runs
+from nerfhead.audio.timeline import MIN_SILENT_FRAMES, silent_frames
 
-MIN_SILENT_FRAMES = 5  # 0.2 s: shorter pauses are part of speech
 RAMP_FRAMES = 3
 CLOSED_OPENING = 0.25  # tracked opening / median speaking opening at or below which lips count as closed
 MIN_CLOSED_FRAMES = 5
-
-
-def silent_runs(speech: np.ndarray, min_frames: int = MIN_SILENT_FRAMES) -> np.ndarray:
-    """(n,) bool: frames inside runs of at least ``min_frames`` frames without speech."""
-    return long_runs(~np.asarray(speech, bool), min_frames)
-
-
-def silent_frames(vad: np.ndarray | None, n_frames: int) -> np.ndarray:
-    """(n_frames,) bool: frames inside silences of the 100 Hz speech probability ``vad`` (None:
-    speech everywhere, no silence)."""
-    if vad is None:
-        return np.zeros(n_frames, bool)
-    return silent_runs(frame_labels(vad, n_frames) >= 0.5)
 
 
 def silence_weights(vad: np.ndarray | None, n_frames: int, ramp: int = RAMP_FRAMES) -> np.ndarray:
@@ -57,8 +48,10 @@ def _closed_mouth_code(model, windows: torch.Tensor, picked: list[int], min_fram
     n = len(picked)
     if n < min_frames:
         return None
-    cond = model.conditions(windows, torch.tensor(picked), torch.zeros(n), mouth=model.mouth_input(np.zeros(n)))
-    return cond.audio.mean(0, keepdim=True)
+    device = next(model.parameters()).device
+    cond = model.conditions(windows.to(device), torch.tensor(picked, device=device), torch.zeros(n, device=device),
+                            mouth=model.mouth_input(np.zeros(n)))
+    return cond.audio.mean(0, keepdim=True).cpu()
 
 
 def silence_code(model, windows: torch.Tensor, vad: np.ndarray | None, frames: list[int]) -> torch.Tensor | None:
@@ -74,7 +67,7 @@ def silence_code(model, windows: torch.Tensor, vad: np.ndarray | None, frames: l
 def closed_code(model, windows: torch.Tensor, vad: np.ndarray | None, frames: list[int],
                 opening: np.ndarray) -> torch.Tensor | None:
     """(1, A) mean audio code of ``frames`` (the capture's training frames) in speech whose tracked
-    ``opening`` (normalised, :func:`nerfhead.train.data.normalised_opening`) shows closed lips, with
+    ``opening`` (normalised, :func:`nerfhead.dataset.normalised_opening`) shows closed lips, with
     the mouth input of a closed mouth; None for a model without the mouth input or when the capture
     has too few such frames."""
     if model.mouth_track is None:
@@ -99,3 +92,31 @@ def blend(codes: torch.Tensor, code: torch.Tensor | None, weights: np.ndarray) -
         return codes
     w = torch.from_numpy(np.asarray(weights, np.float32)).to(codes)[:, None]
     return codes * (1 - w) + code.to(codes) * w
+
+
+@dataclass
+class RestCodes:
+    """The capture's silence and closed-lips codes, (1, A) each, or None where the capture lacks them."""
+
+    silence: torch.Tensor | None = None
+    closed: torch.Tensor | None = None
+
+    def as_dict(self) -> dict:
+        return {"silence": self.silence, "closed": self.closed}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RestCodes":
+        return cls(d.get("silence"), d.get("closed"))
+
+
+def rest_codes(model, windows: torch.Tensor, vad: np.ndarray | None, frames: list[int],
+               opening: np.ndarray) -> RestCodes:
+    """Both rest codes of a trained ``model`` from its capture: audio feature ``windows`` (n, W, D),
+    the 100 Hz speech probability ``vad``, the training ``frames`` and their normalised tracked
+    ``opening`` (n,)."""
+    was_training = model.training
+    model.eval()
+    try:
+        return RestCodes(silence_code(model, windows, vad, frames), closed_code(model, windows, vad, frames, opening))
+    finally:
+        model.train(was_training)

@@ -8,10 +8,10 @@ import torch
 
 from nerfhead.audio import features_for
 from nerfhead.audio.articulation import articulation_track
-from nerfhead.eval.lipsync import speech_mask
+from nerfhead.audio.timeline import silent_runs, speech_mask
 from nerfhead.render.driven import AvatarRenderer, RenderOptions
-from nerfhead.render.silence import CLOSED_OPENING, closed_code, closed_weights, silence_weights, silent_runs
-from nerfhead.train.data import normalised_opening
+from nerfhead.avatar.rest import CLOSED_OPENING, closed_code, closed_weights, silence_weights
+from nerfhead.dataset import normalised_opening
 
 
 def test_weights_follow_how_closed_the_mouth_input_is():
@@ -36,7 +36,7 @@ def test_closed_code_is_the_mean_code_of_the_captures_closed_speaking_frames(tra
                                  mouth=r.model.mouth_input(np.zeros(len(picked)))).audio
     assert code.shape == (1, own.shape[1])
     assert torch.allclose(code, own.mean(0, keepdim=True), atol=1e-6)
-    assert torch.equal(r.closed, code)  # what the renderer uses
+    assert torch.equal(r.avatar.rest.closed, code)  # computed when training ended, stored in the checkpoint
 
 
 def test_render_changes_only_the_frames_asked_to_close(trained_sample):

@@ -1,0 +1,44 @@
+"""The one way a frame is conditioned at inference: audio code, mouth input, rest codes, eyes.
+
+Every render (``nerfhead render``, the evaluation's test frames, the cross-driven lip sync, the
+tools) conditions its frames here, so what the report measures is what users get.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from nerfhead.avatar.drive import DrivingAudio
+from nerfhead.avatar.rest import blend, closed_weights
+from nerfhead.field.renderer import RayConditions
+
+
+@torch.no_grad()
+def frame_conditions(avatar, audio: DrivingAudio, frames: Sequence[int], eye: np.ndarray,
+                     mouth: np.ndarray | None = None, closed_code: bool = True) -> RayConditions:
+    """Ray conditions of video frames ``frames`` of ``audio`` (one row each, neutral frame code).
+
+    ``eye``: (n,) blink values; ``mouth``: (n,) the field's mouth input to use instead of the one
+    the articulation track asks for (a sweep of the mouth). The audio code attends over the
+    neighbouring frames' windows; where the mouth input closes the lips the code moves to the
+    capture's closed-lips code (``closed_code``), and in silences to its silence code.
+    """
+    model, rest = avatar.model, avatar.rest
+    frames = np.asarray(frames, np.int64)
+    margin = model.audio_net.cfg.smooth_frames
+    lo, hi = max(0, int(frames.min()) - margin), min(audio.n_frames, int(frames.max()) + 1 + margin)
+    device = next(model.parameters()).device
+    win = torch.from_numpy(np.array(audio.windows[lo:hi], np.float32)).to(device)  # a copy: the view is read-only
+    if mouth is None:
+        mouth_in = model.mouth_input(audio.articulation[frames])
+    else:
+        mouth_in = None if model.mouth_track is None else torch.as_tensor(np.asarray(mouth, np.float32), device=device)
+    eye_t = torch.from_numpy(np.array(eye, np.float32)).to(device)
+    cond = model.conditions(win, torch.from_numpy(frames - lo).to(device), eye_t, mouth=mouth_in)
+    if closed_code and mouth_in is not None:
+        cond.audio = blend(cond.audio, rest.closed, closed_weights(mouth_in.cpu().numpy()))
+    cond.audio = blend(cond.audio, rest.silence, audio.silence[frames])
+    return cond
