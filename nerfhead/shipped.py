@@ -7,17 +7,17 @@ package as ``nerfhead.presets`` and ``nerfhead.kernels``, so a non-editable inst
 
 from __future__ import annotations
 
-from importlib import resources
+import importlib.util
 from pathlib import Path
 
 _SOURCE_TREE = Path(__file__).resolve().parents[1]
 
 
 def _folder(package: str, source_folder: str) -> Path:
-    try:
-        return Path(str(resources.files(f"nerfhead.{package}")))
-    except ModuleNotFoundError:  # editable install / source checkout
-        return _SOURCE_TREE / source_folder
+    spec = importlib.util.find_spec(f"nerfhead.{package}")  # a folder of data files: a namespace package
+    if spec is not None and spec.submodule_search_locations:
+        return Path(list(spec.submodule_search_locations)[0])
+    return _SOURCE_TREE / source_folder  # editable install / source checkout
 
 
 def presets_dir() -> Path:
