@@ -14,6 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
+from nerfhead.dataset import FPS
+
 from nerfhead.io.images import caption
 
 
@@ -63,7 +65,7 @@ def plot_mouth_vs_audio(series: Sequence[tuple[str, Sequence[float | None], Sequ
     fig, axes = plt.subplots(n, 1, figsize=(11, 1.9 * n + 0.6), squeeze=False, constrained_layout=True)
     for ax, (name, opening, loud) in zip(axes[:, 0], series):
         opening, loud = list(opening)[:max_frames], list(loud)[:max_frames]
-        t = np.arange(len(opening)) / 25.0
+        t = np.arange(len(opening)) / FPS
         op = np.array([np.nan if v is None else v for v in opening], float)
         ax.plot(t, op, color="tab:red", lw=1.2, label="mouth opening")
         ax.set_ylabel("opening", color="tab:red", fontsize=8)

@@ -27,6 +27,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from nerfhead.audio.timeline import SAMPLE_RATE
 from nerfhead.avatar.drive import DrivingAudio
 from nerfhead.avatar.frame import torso_backdrop
 from nerfhead.avatar.load import Avatar
@@ -166,8 +167,8 @@ def silent_audio(n_frames: int) -> DrivingAudio:
         with wave.open(str(path), "wb") as w:
             w.setnchannels(1)
             w.setsampwidth(2)
-            w.setframerate(16000)
-            w.writeframes(np.zeros(int((n_frames / FPS + 0.5) * 16000), np.int16).tobytes())
+            w.setframerate(SAMPLE_RATE)
+            w.writeframes(np.zeros(int((n_frames / FPS + 0.5) * SAMPLE_RATE), np.int16).tobytes())
         feats = features_for(path, cache=False)
         return DrivingAudio.of(feats, n_frames)
 

@@ -12,6 +12,8 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from scipy.spatial.transform import Rotation
 
+from nerfhead.dataset import FPS
+
 
 def pingpong(valid: np.ndarray, n_out: int, start: int = 0) -> np.ndarray:
     """(n_out,) capture frame indices walking forwards then backwards over the valid frames.
@@ -43,7 +45,7 @@ def smooth_c2w(c2w: np.ndarray, sigma: float) -> np.ndarray:
     return out
 
 
-def blink_track(n: int, fps: float = 25.0, per_minute: float = 17.0, min_gap_s: float = 1.5,
+def blink_track(n: int, fps: float = FPS, per_minute: float = 17.0, min_gap_s: float = 1.5,
                 duration_s: float = 0.3, strength: float = 1.0, seed: int = 0) -> np.ndarray:
     """(n,) blink strength per frame (0 open, 1 closed) with natural timing."""
     rng = np.random.default_rng(seed)

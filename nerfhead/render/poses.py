@@ -12,7 +12,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from nerfhead.avatar.sequence import PoseTrack
-from nerfhead.dataset import Identity
+from nerfhead.dataset import FPS, Identity
 from nerfhead.errors import InputError
 from nerfhead.log import get_logger, progress, quiet_native_stderr
 from nerfhead.render.motion import pingpong, smooth_c2w
@@ -47,10 +47,10 @@ def reference_poses(video: str | Path, ident: Identity, n_out: int, sigma: float
     from nerfhead.io.video import frame_count, iter_frames
 
     video = Path(video)
-    total = frame_count(video)
+    total = frame_count(video, FPS)
     landmarks, shape = [], None
     with quiet_native_stderr(), FaceMeshTracker(video=True) as tracker, progress("track pose video", total=total) as bar:
-        for frame in iter_frames(video):
+        for frame in iter_frames(video, FPS):
             shape = frame.shape
             lms = tracker(frame)
             landmarks.append(lms if lms is not None else np.full((478, 3), np.nan, np.float32))

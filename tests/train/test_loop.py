@@ -6,6 +6,7 @@ import os
 import signal
 import time
 
+import pytest
 import torch
 
 from nerfhead.avatar.checkpoint import REQUIRED, load_checkpoint, save_checkpoint
@@ -30,12 +31,13 @@ def test_deadline_stops_early():
     assert r.out_of_time and not r.finished and 3 < r.step < 100
 
 
-def test_ctrl_c_finishes_the_step_then_saves():
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_finishes_the_step_then_saves(sig):
     saved, done = [], []
 
     def step(s):
         if s == 3:
-            os.kill(os.getpid(), signal.SIGINT)  # arrives mid-step
+            os.kill(os.getpid(), sig)  # arrives mid-step
         time.sleep(0.01)
         done.append(s)
         return {}
