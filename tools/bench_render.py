@@ -4,6 +4,8 @@
 
 1. Profile: renders ``--profile-frames`` frames in this process, timing the torso field, the head
    field and the H.264 encoder separately, and prints frames/s at the identity's resolution.
+   Then full and portrait mode (``--composite``) render the same frames in one run: frames/s of
+   each and their ratio.
 2. Memory: renders the first ``--short`` and ``--long`` seconds of the audio with the CLI in child
    processes and prints both peak RSS figures and their ratio (streaming: they should be equal),
    and checks each mp4 as ffprobe would: video frames in the header, video and audio durations.
@@ -88,6 +90,20 @@ def profile(renderer: AvatarRenderer, audio: Path, n: int) -> None:
         print(f"  {name:<12} {sec / n * 1000:7.1f} ms/frame  {100 * sec / wall:5.1f} %")
 
 
+def modes(renderer: AvatarRenderer, audio: Path, n: int) -> None:
+    """Full and portrait mode side by side in this process: the same audio, the same frames."""
+    feats, _ = renderer.features(audio)
+    fps = {}
+    for mode in ("full", "portrait"):
+        opts = RenderOptions(composite=mode)
+        t0 = time.perf_counter()
+        for _ in renderer.frames(feats, opts, 0, n):
+            pass
+        fps[mode] = n / (time.perf_counter() - t0)
+    print(f"modes: {n} frames at {renderer.width}x{renderer.height} on {cpu_name()}: full {fps['full']:.2f} frames/s, "
+          f"portrait {fps['portrait']:.2f} frames/s (portrait / full = {fps['portrait'] / fps['full']:.2f}x)")
+
+
 def child_render(identity: str, audio: Path, seconds: float, out: Path, threads: int, scale: float) -> tuple[float, float]:
     """(peak RSS MiB, wall seconds) of `nerfhead render` in a child process."""
     env = dict(os.environ, NERFHEAD_PROGRESS="0", OMP_NUM_THREADS=str(threads))
@@ -148,6 +164,7 @@ def main() -> None:
     print(f"identity {args.identity}, checkpoint {renderer.avatar.checkpoint} (step {renderer.avatar.step}); "
           f"audio {args.audio}")
     profile(renderer, args.audio, args.profile_frames)
+    modes(renderer, args.audio, args.profile_frames)
     if args.skip_memory:
         return
     with tempfile.TemporaryDirectory() as tmp:

@@ -56,27 +56,32 @@ def head_pixel_rect(model: TalkingHeadModel, c2w: np.ndarray, k: Intrinsics, hei
 
 @torch.no_grad()
 def render_frame(model: TalkingHeadModel, c2w: np.ndarray, k: Intrinsics, backdrop: np.ndarray,
-                 cond: RayConditions, sampling: SamplingConfig, chunk: int = 2048) -> FrameRender:
+                 cond: RayConditions, sampling: SamplingConfig, chunk: int = 2048,
+                 pixels: np.ndarray | None = None) -> FrameRender:
     """Render the head for camera ``c2w`` over ``backdrop`` (H, W, 3) uint8.
 
     ``cond`` holds the conditioning of this one frame (each tensor with one row). Only pixels inside
-    the rectangle of rays that can reach the head (:func:`head_pixel_rect`) are marched; the rest
-    show the backdrop. Rays go through the field ``chunk`` at a time: some 2,000 rays (about
-    10,000 samples) keep the field's intermediate tensors in the CPU caches (measured on 2 cores:
-    twice as fast as 32,768 rays at a time while many samples a ray remain, about 5 % on a
-    finished avatar).
+    the rectangle of rays that can reach the head (:func:`head_pixel_rect`), and of those only the
+    ones ``pixels`` (H, W) bool marks when it is given, are marched; the rest show the backdrop.
+    Rays go through the field ``chunk`` at a time: some 2,000 rays (about 10,000 samples) keep the
+    field's intermediate tensors in the CPU caches (measured on 2 cores: twice as fast as 32,768
+    rays at a time while many samples a ray remain, about 5 % on a finished avatar).
     """
     h, w = backdrop.shape[:2]
     out = backdrop.astype(np.float32) / 255.0
     opacity = np.zeros((h, w), np.float32)
     depth = np.zeros((h, w), np.float32)
     x0, y0, x1, y1 = head_pixel_rect(model, c2w, k, h, w)
-    if x1 > x0 and y1 > y0:
-        ys, xs = torch.meshgrid(torch.arange(y0, y1), torch.arange(x0, x1), indexing="ij")
-        xs, ys = xs.reshape(-1), ys.reshape(-1)
+    marched = np.zeros((h, w), bool)
+    marched[y0:y1, x0:x1] = True
+    if pixels is not None:
+        marched &= np.asarray(pixels, bool)
+    ys_np, xs_np = np.nonzero(marched)  # row-major, as the rectangle's rows
+    if len(xs_np):
+        xs, ys = torch.from_numpy(xs_np), torch.from_numpy(ys_np)
         c2w_t = torch.from_numpy(np.asarray(c2w, np.float32))
         origins, dirs = pixel_rays(c2w_t, k, xs, ys)
-        behind = torch.from_numpy(out[y0:y1, x0:x1].reshape(-1, 3).copy())
+        behind = torch.from_numpy(out[ys_np, xs_np])
         rgb = torch.empty_like(behind)
         alpha = torch.empty(len(xs))
         dep = torch.empty(len(xs))
@@ -84,9 +89,9 @@ def render_frame(model: TalkingHeadModel, c2w: np.ndarray, k: Intrinsics, backdr
             e = min(s + chunk, len(xs))
             r = render_rays(model.field, model.grid, origins[s:e], dirs[s:e], cond, behind[s:e], sampling)
             rgb[s:e], alpha[s:e], dep[s:e] = r.rgb, r.opacity, r.depth
-        out[y0:y1, x0:x1] = rgb.reshape(y1 - y0, x1 - x0, 3).numpy()
-        opacity[y0:y1, x0:x1] = alpha.reshape(y1 - y0, x1 - x0).numpy()
-        depth[y0:y1, x0:x1] = dep.reshape(y1 - y0, x1 - x0).numpy()
+        out[ys_np, xs_np] = rgb.numpy()
+        opacity[ys_np, xs_np] = alpha.numpy()
+        depth[ys_np, xs_np] = dep.numpy()
     return FrameRender((out.clip(0, 1) * 255 + 0.5).astype(np.uint8), opacity, depth)
 
 

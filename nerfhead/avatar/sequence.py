@@ -16,7 +16,9 @@ from nerfhead.avatar.conditions import frame_conditions
 from nerfhead.avatar.drive import DrivingAudio
 from nerfhead.avatar.frame import render_frame, torso_backdrop
 from nerfhead.avatar.load import Avatar
+from nerfhead.avatar.portrait import colour_matched, composite, lower_face_mask, skin_ring
 from nerfhead.field.rays import Intrinsics
+from nerfhead.field.renderer import RayConditions
 
 CHUNK_FRAMES = 25  # frames whose audio codes are computed together
 
@@ -54,12 +56,30 @@ class PoseTrack:
                    np.nan_to_num(tracks["translation"][idx]).astype(np.float64))
 
 
+def _conditioned(avatar: Avatar, audio: DrivingAudio, frames: np.ndarray, eye: np.ndarray, mouth: np.ndarray | None,
+                 closed_code: bool, chunk_frames: int) -> Iterator[tuple[int, RayConditions]]:
+    """(j, conditions of the j-th frame) for the sequence ``frames``, its audio codes computed
+    ``chunk_frames`` at a time."""
+    for a in range(0, len(frames), chunk_frames):
+        b = min(a + chunk_frames, len(frames))
+        cond = frame_conditions(avatar, audio, frames[a:b], eye[a:b], mouth=None if mouth is None else mouth[a:b],
+                                closed_code=closed_code)
+        for j in range(b - a):
+            yield a + j, cond.rows(j, j + 1)
+
+
+def _check_lengths(frames: np.ndarray, poses: PoseTrack, eye: np.ndarray) -> None:
+    if not (len(frames) == len(poses) == len(eye)):
+        raise ValueError(f"{len(frames)} frames, {len(poses)} poses and {len(eye)} eye values")
+
+
 def render_frames(avatar: Avatar, audio: DrivingAudio, frames: Sequence[int], poses: PoseTrack, eye: np.ndarray,
                   plate: np.ndarray, backdrop: Callable[[int], np.ndarray] | None = None,
                   intrinsics: Intrinsics | None = None, mouth: np.ndarray | None = None,
                   closed_code: bool = True, chunk_frames: int = CHUNK_FRAMES) -> Iterator[np.ndarray]:
     """(H, W, 3) uint8 frames for the video frames ``frames`` of ``audio``, the j-th with pose
-    ``poses[j]``, blink ``eye[j]`` (and mouth input ``mouth[j]`` when given).
+    ``poses[j]``, blink ``eye[j]`` (and mouth input ``mouth[j]`` when given): every pixel from the
+    fields (full mode).
 
     The head is composited over ``backdrop(j)`` when given (a real torso), else over the avatar's
     torso field for that pose over the background ``plate`` (whose size sets the frame's; with
@@ -68,18 +88,33 @@ def render_frames(avatar: Avatar, audio: DrivingAudio, frames: Sequence[int], po
     k = model.intrinsics if intrinsics is None else intrinsics
     c2w = poses.camera_to_head.astype(np.float32)
     frames = np.asarray(frames, np.int64)
-    if not (len(frames) == len(poses) == len(eye)):
-        raise ValueError(f"{len(frames)} frames, {len(poses)} poses and {len(eye)} eye values")
+    _check_lengths(frames, poses, eye)
     with torch.no_grad():
-        for a in range(0, len(frames), chunk_frames):
-            b = min(a + chunk_frames, len(frames))
-            cond = frame_conditions(avatar, audio, frames[a:b], eye[a:b],
-                                    mouth=None if mouth is None else mouth[a:b], closed_code=closed_code)
-            for j in range(b - a):
-                f = a + j
-                if backdrop is not None:
-                    behind = backdrop(f)
-                else:
-                    behind = torso_backdrop(model, torch.from_numpy(poses.rotation[f].astype(np.float32)),
-                                            torch.from_numpy(poses.translation[f].astype(np.float32)), plate)
-                yield render_frame(model, c2w[f], k, behind, cond.rows(j, j + 1), avatar.sampling).rgb
+        for f, cond in _conditioned(avatar, audio, frames, eye, mouth, closed_code, chunk_frames):
+            if backdrop is not None:
+                behind = backdrop(f)
+            else:
+                behind = torso_backdrop(model, torch.from_numpy(poses.rotation[f].astype(np.float32)),
+                                        torch.from_numpy(poses.translation[f].astype(np.float32)), plate)
+            yield render_frame(model, c2w[f], k, behind, cond, avatar.sampling).rgb
+
+
+def render_portrait_frames(avatar: Avatar, audio: DrivingAudio, frames: Sequence[int], poses: PoseTrack,
+                           eye: np.ndarray, real: Callable[[int], np.ndarray], landmarks: np.ndarray,
+                           closed_code: bool = True, chunk_frames: int = CHUNK_FRAMES) -> Iterator[np.ndarray]:
+    """Portrait mode (:mod:`nerfhead.avatar.portrait`): the j-th output is the real frame
+    ``real(j)`` (tracked pose ``poses[j]``, pixel landmarks ``landmarks[j]``) with the lower face
+    rendered for video frame ``frames[j]`` of ``audio`` and blended in; only the rays of the lower
+    face and of the ring of skin around it are marched."""
+    model = avatar.model
+    c2w = poses.camera_to_head.astype(np.float32)
+    frames = np.asarray(frames, np.int64)
+    _check_lengths(frames, poses, eye)
+    with torch.no_grad():
+        for f, cond in _conditioned(avatar, audio, frames, eye, None, closed_code, chunk_frames):
+            back = real(f)
+            mask = lower_face_mask(landmarks[f], back.shape)
+            ring = skin_ring(mask, landmarks[f])
+            head = render_frame(model, c2w[f], model.intrinsics, back, cond, avatar.sampling,
+                                pixels=(mask > 0) | ring).rgb
+            yield composite(back, colour_matched(head, back, ring), mask)

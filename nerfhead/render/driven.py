@@ -18,7 +18,7 @@ import numpy as np
 from nerfhead.audio.features import AudioFeatures
 from nerfhead.avatar.drive import DrivingAudio
 from nerfhead.avatar.load import Avatar, load_avatar
-from nerfhead.avatar.sequence import CHUNK_FRAMES, PoseTrack, render_frames
+from nerfhead.avatar.sequence import CHUNK_FRAMES, PoseTrack, render_frames, render_portrait_frames
 from nerfhead.dataset import FPS, Identity
 from nerfhead.errors import InputError, NerfheadError
 from nerfhead.io.audio import iter_audio
@@ -26,11 +26,12 @@ from nerfhead.io.images import read_rgb
 from nerfhead.io.video import VideoWriter
 from nerfhead.log import get_logger, progress
 from nerfhead.render.motion import blink_track
-from nerfhead.render.poses import capture_poses, reference_poses
+from nerfhead.render.poses import capture_frames, capture_poses, reference_poses
 
 log = get_logger(__name__)
 
 AUDIO_RATE = 48000
+COMPOSITES = ("full", "portrait")
 AUDIO_SUFFIXES = {".wav", ".mp3", ".flac", ".ogg", ".opus", ".m4a", ".aac", ".wma", ".mp4", ".mkv", ".mov", ".webm"}
 
 
@@ -48,6 +49,7 @@ class RenderOptions:
     crf: int = 18  # H.264 quality (lower = better, bigger)
     chunk_frames: int = CHUNK_FRAMES  # frames whose audio codes are computed together
     closed_code: bool = True  # the capture's closed-lips code where the articulation track closes the lips
+    composite: str = "full"  # full: every pixel from the fields; portrait: the capture's frames, lower face rendered
 
 
 @dataclass
@@ -153,6 +155,11 @@ class AvatarRenderer:
         and ``eye`` (n each) replace the options' pose track and blinks."""
         if not 0.1 <= opts.scale <= 1.0:
             raise InputError(f"--scale must be between 0.1 and 1, not {opts.scale:g}")
+        if opts.composite not in COMPOSITES:
+            raise InputError(f"--composite must be {' or '.join(COMPOSITES)}, not '{opts.composite}'")
+        if opts.composite == "portrait":
+            yield from self._portrait_frames(feats, opts, first, n)
+            return
         poses = self.poses(n, opts) if poses is None else poses
         if eye is None:
             eye = blink_track(n, FPS, per_minute=opts.blinks_per_minute, seed=opts.seed).astype(np.float32)
@@ -168,6 +175,22 @@ class AvatarRenderer:
             if rgb.shape[:2] != (self.height, self.width):
                 rgb = cv2.resize(rgb, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
             yield rgb
+
+    def _portrait_frames(self, feats: AudioFeatures, opts: RenderOptions, first: int, n: int) -> Iterator[np.ndarray]:
+        """Portrait mode: the capture's own frames replayed (ping-pong from ``opts.pose_start``) with
+        the lower face rendered at each frame's tracked pose and blended in."""
+        if opts.pose_from:
+            raise InputError("--pose-from needs --composite full: portrait mode replays the capture's own frames")
+        if opts.scale != 1.0:
+            raise InputError("--scale is a draft of full mode; portrait mode renders only the lower face already")
+        idx = capture_frames(self.ident, n, opts.pose_start)
+        tracks = self.ident.tracks()
+        eye = np.nan_to_num(tracks["blink"][idx]).clip(0, 1).astype(np.float32)
+        yield from render_portrait_frames(self.avatar, DrivingAudio.of(feats), range(first, first + n),
+                                          PoseTrack.of_capture(tracks, idx), eye,
+                                          lambda j: read_rgb(self.ident.frame_path(int(idx[j]))),
+                                          tracks["landmarks"][idx].astype(np.float32), closed_code=opts.closed_code,
+                                          chunk_frames=opts.chunk_frames)
 
     def render(self, feats: AudioFeatures, audio_file: Path, out: str | Path, opts: RenderOptions | None = None,
                label: str = "render") -> RenderResult:

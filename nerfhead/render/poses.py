@@ -25,15 +25,21 @@ def smoothed(track: PoseTrack, sigma: float) -> PoseTrack:
     return PoseTrack.from_camera_to_head(smooth_c2w(track.camera_to_head, sigma))
 
 
-def capture_poses(ident: Identity, n_out: int, start_frame: int = 0, sigma: float = 2.0) -> PoseTrack:
-    """The capture's own pose track played forwards and backwards (ping-pong) from ``start_frame``,
-    so a video of any length has natural motion with smooth turns at the ends."""
+def capture_frames(ident: Identity, n_out: int, start_frame: int = 0) -> np.ndarray:
+    """(n_out,) capture frames with a face, played forwards and backwards (ping-pong) from
+    ``start_frame``, so a video of any length has natural motion with smooth turns at the ends."""
     tracks = ident.tracks()
     valid = np.asarray(tracks["face_found"], bool) & np.isfinite(tracks["rotation"]).all(axis=(1, 2))
     n = len(valid)
     if not 0 <= start_frame < n:
         raise InputError(f"--pose-start must be a capture frame in 0..{n - 1}, not {start_frame}")
-    idx = pingpong(valid, n_out, start_frame)
+    return pingpong(valid, n_out, start_frame)
+
+
+def capture_poses(ident: Identity, n_out: int, start_frame: int = 0, sigma: float = 2.0) -> PoseTrack:
+    """The capture's own pose track over :func:`capture_frames`, smoothed over ``sigma`` frames."""
+    idx = capture_frames(ident, n_out, start_frame)
+    tracks = ident.tracks()
     track = PoseTrack(tracks["rotation"][idx].astype(np.float64), tracks["translation"][idx].astype(np.float64))
     return smoothed(track, sigma)
 
