@@ -49,6 +49,7 @@ def evaluate_identity(name: str, checkpoint: str | Path | None = None, root: str
         "real": temporal_stability(run.real, run.real_landmarks, bg, size),
     }
     speed = {"render_fps_test_frames": sd.n_test_frames / max(sd.seconds["render"], 1e-9),
+             "render_fps_test_frames_portrait": sd.n_test_frames / max(sd.seconds["render_portrait"], 1e-9),
              "image_size": [data.store.height, data.store.width],
              "training": stage_throughput(avatar.checkpoint.parent / "tb")}
 
@@ -135,7 +136,8 @@ def summary(report: dict) -> str:
         lines += ["  " + LipSyncScores(**v).row() for v in lips]
     for k, v in report["speed"].get("training", {}).items():
         lines.append(f"training {k}: {v['steps']:.0f} steps at {v['steps_per_s']:.1f} steps/s ({v['seconds'] / 60:.1f} min)")
-    lines.append(f"render speed (test frames): {report['speed']['render_fps_test_frames']:.2f} frames/s; "
+    lines.append(f"render speed (test frames): {report['speed']['render_fps_test_frames']:.2f} frames/s full, "
+                 f"{report['speed']['render_fps_test_frames_portrait']:.2f} portrait; "
                  f"evaluation took {report['seconds']:.0f} s")
     return "\n".join(lines)
 

@@ -206,7 +206,10 @@ def protocol_page(report: dict, pictures: dict[str, bytes], curves: Path | None)
                     f"step {report['step']}); {sd['n_test_frames']} held-out test frames (never trained on).</p>"
                     f"<p>Goals: {' &middot; '.join(goals)}</p>"),
         ("Self-driven test frames", html_table(rows, _SELF_COLUMNS, highlight="ours")
-         + '<p class="note">frozen: the last training frame for every test frame; retrieval: the training frame '
+         + '<p class="note">ours: full mode, every pixel from the fields; portrait: the real test frame with only '
+           'its lower face rendered (the real pixels elsewhere inflate its full-frame PSNR: compare the modes on '
+           'the face box and LMD); '
+           'frozen: the last training frame for every test frame; retrieval: the training frame '
            'with the nearest audio window; previous: the real previous frame (the metrics\' noise floor).</p>'
          + img_tag(pictures["frames_strip.png"], "real and rendered test frames")
          + img_tag(pictures["per_frame_psnr.png"], "per-frame PSNR")
@@ -232,7 +235,8 @@ def protocol_page(report: dict, pictures: dict[str, bytes], curves: Path | None)
         sections.append(("Lip sync: test frames and other audio (cross-driven)", inner))
     sp = report["speed"]
     speed = f"<p>Render of the test frames (head, torso and plate): {sp['render_fps_test_frames']:.2f} frames/s at " \
-            f"{sp['image_size'][1]}x{sp['image_size'][0]} on this machine.</p>"
+            f"{sp['image_size'][1]}x{sp['image_size'][0]} on this machine; portrait mode (lower face only): " \
+            f"{sp['render_fps_test_frames_portrait']:.2f} frames/s.</p>"
     if sp.get("training"):
         speed += "<p>Training: " + "; ".join(f"{k} {v['steps']:.0f} steps at {v['steps_per_s']:.1f} steps/s "
                                              f"({v['seconds'] / 60:.1f} min)" for k, v in sp["training"].items()) + "</p>"

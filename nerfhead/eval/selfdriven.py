@@ -5,7 +5,9 @@ The avatar renders every test frame from the frame's own pose, audio and blink, 
 audio code, the mouth input from the articulation track, the capture's closed-lips and silence
 codes; neutral frame code; torso field and plate). Two more renders of the same frames check
 that audio drives the mouth: test-frame audio shuffled among the test frames, and digital
-silence (a render of silent audio).
+silence (a render of silent audio). The portrait row is the real test frame with only its lower
+face rendered (``--composite portrait``, SyncTalk's portrait protocol): the real pixels outside the
+lower face inflate its full-frame PSNR; compare the modes on the face box and LMD.
 
 A *frame source* maps a test frame index to an RGB uint8 image. The model is one source;
 the baselines are others, measured by exactly the same code:
@@ -31,7 +33,7 @@ from nerfhead.audio.timeline import SAMPLE_RATE
 from nerfhead.avatar.drive import DrivingAudio
 from nerfhead.avatar.frame import torso_backdrop
 from nerfhead.avatar.load import Avatar
-from nerfhead.avatar.sequence import PoseTrack, render_frames
+from nerfhead.avatar.sequence import PoseTrack, render_frames, render_portrait_frames
 from nerfhead.dataset import FPS, Identity, mouth_opening
 from nerfhead.eval.metrics import face_box, lmd, measure_landmarks, pearson
 from nerfhead.io.images import read_rgb
@@ -138,7 +140,7 @@ class SelfDrivenReport:
     stage: str
     step: int
     n_test_frames: int
-    scores: dict[str, SelfDrivenScores]  # ours, frozen, retrieval, previous
+    scores: dict[str, SelfDrivenScores]  # ours (full), portrait, frozen, retrieval, previous
     audio_check: dict[str, SelfDrivenScores]  # ours with shuffled / silent audio
     per_frame_psnr: list[float]
     seconds: dict[str, float] = field(default_factory=dict)
@@ -195,15 +197,25 @@ class HeldOutRenders:
                 self._backdrops[j] = self.data.backdrop(self.frames[j])
         return self._backdrops[j]
 
-    def render(self, audio: DrivingAudio, label: str) -> dict[int, np.ndarray]:
-        """Test frame index -> rendered frame, driven by ``audio`` (a clip as long as the capture)."""
+    def render_portrait(self, audio: DrivingAudio, label: str) -> dict[int, np.ndarray]:
+        """Test frame index -> the real test frame with its lower face rendered (portrait mode)."""
+        landmarks = self.data.ident.tracks()["landmarks"][self.frames].astype(np.float32)
+        frames = render_portrait_frames(self.avatar, audio, self.frames, self.poses, self.eye,
+                                        lambda j: np.asarray(self.data.store.frames[self.frames[j]]), landmarks)
+        return self._collect(frames, label)
+
+    def _collect(self, frames, label: str) -> dict[int, np.ndarray]:
         out = {}
         with progress(label, total=len(self.frames)) as bar:
-            for i, rgb in zip(self.frames, render_frames(self.avatar, audio, self.frames, self.poses, self.eye,
-                                                         self.plate, backdrop=self.backdrop)):
+            for i, rgb in zip(self.frames, frames):
                 out[i] = rgb
                 bar.advance()
         return out
+
+    def render(self, audio: DrivingAudio, label: str) -> dict[int, np.ndarray]:
+        """Test frame index -> rendered frame, driven by ``audio`` (a clip as long as the capture)."""
+        return self._collect(render_frames(self.avatar, audio, self.frames, self.poses, self.eye, self.plate,
+                                           backdrop=self.backdrop), label)
 
 
 @dataclass
@@ -236,6 +248,10 @@ def run_selfdriven(ident: Identity, avatar: Avatar, data: TrainingData,
     ours = renders.render(data.audio, "render test frames")
     seconds["render"] = time.perf_counter() - t0
     scores["ours"] = held.score("ours", ours.__getitem__)
+    t0 = time.perf_counter()
+    portrait = renders.render_portrait(data.audio, "render test frames, portrait")
+    seconds["render_portrait"] = time.perf_counter() - t0
+    scores["portrait"] = held.score("portrait", portrait.__getitem__)
     t0 = time.perf_counter()
     scores["frozen"] = held.score("frozen", frozen_source(ident))
     scores["retrieval"] = held.score("retrieval", retrieval_source(ident, data.windows.numpy()))

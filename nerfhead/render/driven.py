@@ -152,7 +152,8 @@ class AvatarRenderer:
                poses: PoseTrack | None = None, eye: np.ndarray | None = None) -> Iterator[np.ndarray]:
         """Rendered RGB frames ``first .. first + n - 1`` of the audio's video frames (``torso``
         False: the head over the background plate only, for measurements of the face). ``poses``
-        and ``eye`` (n each) replace the options' pose track and blinks."""
+        and ``eye`` (n each) replace the options' pose track and blinks (full mode; portrait mode
+        takes both from the capture frames it replays)."""
         if not 0.1 <= opts.scale <= 1.0:
             raise InputError(f"--scale must be between 0.1 and 1, not {opts.scale:g}")
         if opts.composite not in COMPOSITES:

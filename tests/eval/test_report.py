@@ -29,7 +29,9 @@ def evaluated(trained_sample, sample_capture, tmp_path_factory):
 def test_report_has_the_protocol_and_baselines(evaluated):
     report, html = evaluated
     sd = report["selfdriven"]
-    assert set(sd["scores"]) == {"ours", "frozen", "retrieval", "previous"}
+    assert set(sd["scores"]) == {"ours", "portrait", "frozen", "retrieval", "previous"}
+    # portrait keeps the real frame outside the lower face: better full-frame PSNR than full mode
+    assert sd["scores"]["portrait"]["psnr"] > sd["scores"]["ours"]["psnr"]
     assert set(sd["audio_check"]) == {"shuffled", "silent"}
     ours, prev = sd["scores"]["ours"], sd["scores"]["previous"]
     assert sd["n_test_frames"] == N_TEST and len(ours["per_frame_psnr"]) == N_TEST
