@@ -73,6 +73,13 @@ def _check_lengths(frames: np.ndarray, poses: PoseTrack, eye: np.ndarray) -> Non
         raise ValueError(f"{len(frames)} frames, {len(poses)} poses and {len(eye)} eye values")
 
 
+def pose_backdrop(model, poses: PoseTrack, j: int, plate: np.ndarray) -> np.ndarray:
+    """The torso field for pose ``poses[j]`` over the background ``plate``: what full mode puts
+    behind the head."""
+    return torso_backdrop(model, torch.from_numpy(poses.rotation[j].astype(np.float32)),
+                          torch.from_numpy(poses.translation[j].astype(np.float32)), plate)
+
+
 def render_frames(avatar: Avatar, audio: DrivingAudio, frames: Sequence[int], poses: PoseTrack, eye: np.ndarray,
                   plate: np.ndarray, backdrop: Callable[[int], np.ndarray] | None = None,
                   intrinsics: Intrinsics | None = None, mouth: np.ndarray | None = None,
@@ -91,11 +98,7 @@ def render_frames(avatar: Avatar, audio: DrivingAudio, frames: Sequence[int], po
     _check_lengths(frames, poses, eye)
     with torch.no_grad():
         for f, cond in _conditioned(avatar, audio, frames, eye, mouth, closed_code, chunk_frames):
-            if backdrop is not None:
-                behind = backdrop(f)
-            else:
-                behind = torso_backdrop(model, torch.from_numpy(poses.rotation[f].astype(np.float32)),
-                                        torch.from_numpy(poses.translation[f].astype(np.float32)), plate)
+            behind = backdrop(f) if backdrop is not None else pose_backdrop(model, poses, f, plate)
             yield render_frame(model, c2w[f], k, behind, cond, avatar.sampling).rgb
 
 

@@ -27,13 +27,11 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-import torch
 
 from nerfhead.audio.timeline import SAMPLE_RATE
 from nerfhead.avatar.drive import DrivingAudio
-from nerfhead.avatar.frame import torso_backdrop
 from nerfhead.avatar.load import Avatar
-from nerfhead.avatar.sequence import PoseTrack, render_frames, render_portrait_frames
+from nerfhead.avatar.sequence import PoseTrack, pose_backdrop, render_frames, render_portrait_frames
 from nerfhead.dataset import FPS, Identity, mouth_opening
 from nerfhead.eval.metrics import face_box, lmd, measure_landmarks, pearson
 from nerfhead.io.images import read_rgb
@@ -182,7 +180,9 @@ class HeldOutRenders:
 
     def __init__(self, avatar: Avatar, data: TrainingData, frames: list[int]) -> None:
         self.avatar, self.data, self.frames = avatar, data, list(frames)
-        self.poses = PoseTrack.of_capture(data.ident.tracks(), self.frames)
+        tracks = data.ident.tracks()
+        self.poses = PoseTrack.of_capture(tracks, self.frames)
+        self.landmarks = tracks["landmarks"][self.frames].astype(np.float32)
         self.eye = data.blink[self.frames].numpy()
         self.plate = np.asarray(data.store.background)
         self._backdrops: dict[int, np.ndarray] = {}
@@ -190,18 +190,15 @@ class HeldOutRenders:
     def backdrop(self, j: int) -> np.ndarray:
         if j not in self._backdrops:
             if self.avatar.has_torso:
-                r = torch.from_numpy(self.poses.rotation[j].astype(np.float32))
-                t = torch.from_numpy(self.poses.translation[j].astype(np.float32))
-                self._backdrops[j] = torso_backdrop(self.avatar.model, r, t, self.plate)
+                self._backdrops[j] = pose_backdrop(self.avatar.model, self.poses, j, self.plate)
             else:
                 self._backdrops[j] = self.data.backdrop(self.frames[j])
         return self._backdrops[j]
 
     def render_portrait(self, audio: DrivingAudio, label: str) -> dict[int, np.ndarray]:
         """Test frame index -> the real test frame with its lower face rendered (portrait mode)."""
-        landmarks = self.data.ident.tracks()["landmarks"][self.frames].astype(np.float32)
         frames = render_portrait_frames(self.avatar, audio, self.frames, self.poses, self.eye,
-                                        lambda j: np.asarray(self.data.store.frames[self.frames[j]]), landmarks)
+                                        lambda j: np.asarray(self.data.store.frames[self.frames[j]]), self.landmarks)
         return self._collect(frames, label)
 
     def _collect(self, frames, label: str) -> dict[int, np.ndarray]:
