@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "nerfhead"
 #: bottom to top; keep in step with docs/ARCHITECTURE.md
 FLOORS: list[tuple[str, ...]] = [
     ("__init__", "errors"),
-    ("log", "threads", "config", "landmark_ids", "quality", "shipped"),
+    ("log", "threads", "config", "landmark_ids", "quality", "perceptual", "shipped"),
     ("io",),
     ("dataset", "ops"),
     ("audio", "capture", "field"),

@@ -124,7 +124,7 @@ def summary(report: dict) -> str:
         if group == "audio_check":
             lines.append("same frames, other audio (a model that listens gets a worse LMD):")
         for v in sd[group].values():
-            lines.append("  " + SelfDrivenScores(**v).row())
+            lines += ["  " + line for line in SelfDrivenScores(**v).row().splitlines()]
     met = sd["goals_met"]
     lines.append("goals: " + ", ".join(f"{k} {'met' if ok else 'not met'}" for k, ok in met.items()))
     t = report["temporal"]

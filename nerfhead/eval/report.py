@@ -181,7 +181,9 @@ def screenshot(html_path: str | Path, png_path: str | Path, width: int = 1200, h
 
 
 _SELF_COLUMNS = [("name", "source"), ("psnr", "PSNR"), ("ssim", "SSIM"), ("face_psnr", "face PSNR"),
-                 ("face_ssim", "face SSIM"), ("lmd", "LMD (px@512)"), ("mouth_corr", "mouth corr")]
+                 ("face_ssim", "face SSIM"), ("lmd", "LMD (px@512)"), ("mouth_corr", "mouth corr"),
+                 ("mouth_psnr", "mouth PSNR"), ("mouth_ssim", "mouth SSIM"), ("mouth_stlpips", "mouth ST-LPIPS"),
+                 ("seam", "seam (x real)"), ("flicker", "lower-face flicker (x real)")]
 _LIP_COLUMNS = [("name", "audio"), ("loudness_corr", "opening~loudness r"), ("lag", "lag (frames)"),
                 ("bilabial_margin", "/p b m/ margin"), ("closed_at_bilabial", "closed at /p b m/"),
                 ("closed_at_vowels", "closed at vowels"), ("n_bilabial", "n /p b m/"),
@@ -211,6 +213,13 @@ def protocol_page(report: dict, pictures: dict[str, bytes], curves: Path | None)
            'the face box and LMD); '
            'frozen: the last training frame for every test frame; retrieval: the training frame '
            'with the nearest audio window; previous: the real previous frame (the metrics\' noise floor).</p>'
+         + '<p class="note">mouth PSNR, SSIM: inside the box of the real frame\'s lip landmarks, grown by a quarter '
+           'of its width on every side; mouth ST-LPIPS: shift-tolerant LPIPS (AlexNet) of that box resized to '
+           '128x128 (0 = identical, lower is better; a pixel or two of shift costs little); seam: mean Sobel '
+           'gradient on the portrait blend\'s border (the feathered edge of the lower-face mask and 2 px beyond '
+           'it) over the real frame\'s there (1 = no added edge, above 1 = a visible seam, below 1 = smoother '
+           'than the real skin); lower-face flicker: mean frame-to-frame change inside the lower-face mask over '
+           'the real video\'s (1 = as steady as the real video, frozen = 0).</p>'
          + img_tag(pictures["frames_strip.png"], "real and rendered test frames")
          + img_tag(pictures["per_frame_psnr.png"], "per-frame PSNR")
          + img_tag(pictures["pose.png"], "head pose of the test frames")),

@@ -15,6 +15,12 @@ the baselines are others, measured by exactly the same code:
 - ``frozen``: the last training frame for every test frame;
 - ``retrieval``: the training frame whose audio features are nearest to the test frame's;
 - ``previous``: the real previous frame (the metrics' noise floor).
+
+Every source is measured on the same regions of the real test frames, found once: the face box,
+the mouth box (:func:`nerfhead.eval.metrics.mouth_box`, from the measured lip landmarks), and the
+portrait blend's lower-face mask and its seam band (:func:`nerfhead.avatar.portrait.lower_face_mask`
+of the tracked landmarks, the ones the portrait render blends with), so full mode, portrait mode
+and the baselines compare on the same pixels.
 """
 
 from __future__ import annotations
@@ -26,24 +32,34 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+import cv2
 import numpy as np
 
 from nerfhead.audio.timeline import SAMPLE_RATE
 from nerfhead.avatar.drive import DrivingAudio
 from nerfhead.avatar.load import Avatar
+from nerfhead.avatar.portrait import lower_face_mask
 from nerfhead.avatar.sequence import PoseTrack, pose_backdrop, render_frames, render_portrait_frames
 from nerfhead.dataset import FPS, Identity, mouth_opening
-from nerfhead.eval.metrics import face_box, lmd, measure_landmarks, pearson
+from nerfhead.eval.metrics import edge_strength, face_box, lmd, measure_landmarks, mouth_box, pearson, seam_band
+from nerfhead.eval.temporal import mean_change
 from nerfhead.io.images import read_rgb
 from nerfhead.log import progress
+from nerfhead.perceptual import st_lpips
 from nerfhead.quality import psnr, ssim
 from nerfhead.train.data import TrainingData
 
 FrameSource = Callable[[int], np.ndarray]
+MOUTH_PATCH = 128  # side (px) the mouth box is resized to for ST-LPIPS, the same for every identity
+
+NAN = float("nan")
 
 
 @dataclass
 class SelfDrivenScores:
+    """One source's scores on the test frames (docs/EVALUATION.md). The measures added after the
+    first reports default to NaN, so older report.json files still load."""
+
     name: str
     psnr: float
     ssim: float
@@ -52,55 +68,104 @@ class SelfDrivenScores:
     lmd: float
     mouth_corr: float
     n_frames: int
+    mouth_psnr: float = NAN  # in the mouth box
+    mouth_ssim: float = NAN
+    mouth_stlpips: float = NAN  # ST-LPIPS of the mouth box resized to MOUTH_PATCH (lower is better)
+    seam: float = NAN  # edge strength on the portrait seam band over the real frames' (1 = no added edge)
+    flicker: float = NAN  # frame-to-frame change in the lower-face mask over the real frames' (1 = as steady)
     per_frame_psnr: list = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     def row(self) -> str:
+        """Two lines: the whole frame, face box and lips; then the mouth box, seam and flicker."""
         return (f"{self.name:<12} PSNR {self.psnr:5.2f}  SSIM {self.ssim:.3f}  face PSNR {self.face_psnr:5.2f}  "
-                f"face SSIM {self.face_ssim:.3f}  LMD {self.lmd:4.2f}  mouth corr {self.mouth_corr:+.2f}")
+                f"face SSIM {self.face_ssim:.3f}  LMD {self.lmd:4.2f}  mouth corr {self.mouth_corr:+.2f}\n"
+                f"{'':<12} mouth PSNR {self.mouth_psnr:5.2f}  SSIM {self.mouth_ssim:.3f}  "
+                f"ST-LPIPS {self.mouth_stlpips:.3f}  seam {self.seam:.2f}  flicker {self.flicker:.2f} (x real)")
 
 
 class HeldOutFrames:
-    """The real test frames of an identity and their landmarks (measured once)."""
+    """The real test frames of an identity, their landmarks and the regions every source is
+    measured on (face and mouth boxes, lower-face masks, seam bands), found once; and the real
+    frames' own edge strength on the bands and flicker in the masks, the references of the
+    seam and flicker ratios."""
 
     def __init__(self, ident: Identity, indices: Sequence[int] | None = None) -> None:
         self.ident = ident
         m = ident.manifest()
         self.indices = list(m["split"]["test"] if indices is None else indices)
         self.size = m["image"]["width"]
+        shape = (m["image"]["height"], m["image"]["width"])
         self.frames = [read_rgb(ident.frame_path(i)) for i in self.indices]
         self.landmarks = measure_landmarks(self.frames)
         self.opening = mouth_opening(self.landmarks)
+        found = [np.isfinite(lms).all() for lms in self.landmarks]
+        self.face_boxes = [face_box(lms, shape) if ok else None for lms, ok in zip(self.landmarks, found)]
+        self.mouth_boxes = [mouth_box(lms, shape) if ok else None for lms, ok in zip(self.landmarks, found)]
+        self.mouth_patches = [mouth_patch(f, box) for f, box in zip(self.frames, self.mouth_boxes) if box is not None]
+        # the blend mask of the portrait render: from the tracked landmarks it composites with
+        blends = [lower_face_mask(lms, shape) for lms in ident.tracks()["landmarks"][self.indices]]
+        self.lower_face = [b > 0 for b in blends]
+        self.seam_bands = [seam_band(b) for b in blends]
+        self.real_edges = np.array([edge_strength(f, band) for f, band in zip(self.frames, self.seam_bands)])
+        first = self.indices[0] if self.indices else 0
+        self.contiguous = self.indices == list(range(first, first + len(self.indices)))
+        self.real_flicker = mean_change(self.frames, self.lower_face) if self.contiguous else NAN
         self.measured: dict[str, np.ndarray] = {}  # landmarks of each scored source's frames, by name
 
     def score(self, name: str, source: FrameSource) -> SelfDrivenScores:
         preds = [source(i) for i in self.indices]
         pred_lms = measure_landmarks(preds)
         self.measured[name] = pred_lms
-        p, s, fp, fs = [], [], [], []
-        for real, pred, lms in zip(self.frames, preds, self.landmarks):
-            p.append(psnr(real, pred))
-            s.append(ssim(real, pred))
-            if np.isfinite(lms).all():
-                rows, cols = face_box(lms, real.shape)
-                fp.append(psnr(real[rows, cols], pred[rows, cols]))
-                fs.append(ssim(real[rows, cols], pred[rows, cols]))
+        p = [psnr(real, pred) for real, pred in zip(self.frames, preds)]
+        s = [ssim(real, pred) for real, pred in zip(self.frames, preds)]
+        fp, fs = (_in_boxes(m, self.frames, preds, self.face_boxes) for m in (psnr, ssim))
+        mp, ms = (_in_boxes(m, self.frames, preds, self.mouth_boxes) for m in (psnr, ssim))
+        patches = [mouth_patch(f, box) for f, box in zip(preds, self.mouth_boxes) if box is not None]
+        edges = np.array([edge_strength(f, band) for f, band in zip(preds, self.seam_bands)])
+        flicker = mean_change(preds, self.lower_face) if self.contiguous else NAN
         return SelfDrivenScores(
             name=name,
             psnr=_mean_psnr(p), ssim=float(np.mean(s)),
-            face_psnr=_mean_psnr(fp), face_ssim=float(np.mean(fs)) if fs else float("nan"),
+            face_psnr=_mean_psnr(fp), face_ssim=_mean(fs),
             lmd=lmd(self.landmarks, pred_lms, self.size),
             mouth_corr=pearson(mouth_opening(pred_lms), self.opening),
             n_frames=len(self.indices),
+            mouth_psnr=_mean_psnr(mp), mouth_ssim=_mean(ms),
+            mouth_stlpips=_mean(list(st_lpips(self.mouth_patches, patches))),
+            seam=_ratio(edges, self.real_edges),
+            flicker=flicker / self.real_flicker if self.real_flicker > 0 else NAN,
             per_frame_psnr=[round(v, 3) if np.isfinite(v) else None for v in p],
         )
+
+
+def mouth_patch(frame: np.ndarray, box: tuple[slice, slice], size: int = MOUTH_PATCH) -> np.ndarray:
+    """The ``box`` of ``frame`` resized to (size, size): what ST-LPIPS compares of the mouth."""
+    return cv2.resize(frame[box], (size, size), interpolation=cv2.INTER_AREA)
+
+
+def _in_boxes(measure: Callable[[np.ndarray, np.ndarray], float], real: list[np.ndarray], pred: list[np.ndarray],
+              boxes: list[tuple[slice, slice] | None]) -> list[float]:
+    """``measure`` of each pair of frames inside its box (frames without a box left out)."""
+    return [measure(r[box], f[box]) for r, f, box in zip(real, pred, boxes) if box is not None]
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else NAN
 
 
 def _mean_psnr(values: list[float]) -> float:
     finite = [v for v in values if np.isfinite(v)]
     return float(np.mean(finite)) if finite else float("inf")
+
+
+def _ratio(scored: np.ndarray, real: np.ndarray) -> float:
+    """sum(scored) / sum(real) over the entries finite in both; NaN when the real sum is 0 or none is."""
+    ok = np.isfinite(scored) & np.isfinite(real)
+    total = float(real[ok].sum())
+    return float(scored[ok].sum()) / total if ok.any() and total > 0 else NAN
 
 
 def frozen_source(ident: Identity) -> FrameSource:

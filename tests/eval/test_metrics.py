@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 from nerfhead import landmark_ids as ids
+from nerfhead.avatar.portrait import composite, lower_face_mask
 from nerfhead.dataset import mouth_opening
-from nerfhead.eval.metrics import face_box, lagged_correlation, lmd, measure_landmarks, pearson
+from nerfhead.eval.metrics import (SEAM_OUTSIDE, SEAM_SOLID, edge_strength, face_box, lagged_correlation, lmd,
+                                   measure_landmarks, mouth_box, pearson, seam_band)
 from nerfhead.quality import psnr, ssim
 from nerfhead.io.video import iter_frames
 
@@ -100,3 +102,39 @@ def test_mouth_opening_and_face_box(real_landmarks, real_frames):
     rows, cols = face_box(real_landmarks[0], real_frames[0].shape)
     assert 100 < rows.stop - rows.start < 512 and 80 < cols.stop - cols.start < 512
     assert pearson(op, op) == pytest.approx(1.0) and pearson(op, np.ones_like(op)) == 0.0
+
+
+def test_mouth_box_holds_the_lips_and_a_quarter_of_their_width_around(real_landmarks, real_frames):
+    for lms, frame in zip(real_landmarks, real_frames):
+        lips = lms[list(ids.LIPS), :2]
+        width = np.ptp(lips[:, 0])
+        rows, cols = mouth_box(lms, frame.shape)
+        assert 40 < width < 120  # the sample's lips at 512 px
+        assert cols.start <= lips[:, 0].min() - 0.25 * width < cols.start + 1
+        assert cols.stop - 1 < lips[:, 0].max() + 0.25 * width <= cols.stop
+        assert rows.start <= lips[:, 1].min() - 0.25 * width < rows.start + 1  # the same margin vertically
+        assert rows.stop - 1 < lips[:, 1].max() + 0.25 * width <= rows.stop
+    # lips at the image's edge: the box is clipped to the image
+    moved = real_landmarks[0].copy()
+    moved[:, 0] += 512 - moved[list(ids.LIPS), 0].max() + 2
+    rows, cols = mouth_box(moved, real_frames[0].shape)
+    assert cols.stop == 512 and 0 < cols.start < 512 and rows.stop <= 512
+
+
+def test_seam_band_sees_an_offset_lower_face_and_not_a_seamless_one(real_landmarks, real_frames):
+    """Blend a lower face into the real frame as portrait mode does: the frame itself adds no edge on
+    the band, the frame with its colour offset does, a blurred one reads smoother than the real skin."""
+    for lms, frame in zip(real_landmarks, real_frames):
+        mask = lower_face_mask(lms, frame.shape)
+        band = seam_band(mask)
+        # the band: the feathered edge inside the outline and a ring of SEAM_OUTSIDE px beyond it
+        assert band[mask > 0].any() and (mask[band] < SEAM_SOLID).all() and (mask >= SEAM_SOLID).any()
+        outside = band & (mask == 0)
+        grown = cv2.dilate((mask > 0).astype(np.uint8), np.ones((2 * SEAM_OUTSIDE + 3,) * 2, np.uint8))
+        assert outside.any() and not (outside & (grown == 0)).any()
+        real = edge_strength(frame, band)
+        offset = np.clip(frame.astype(np.int16) + (40, 25, -30), 0, 255).astype(np.uint8)
+        assert edge_strength(composite(frame, frame, mask), band) == pytest.approx(real, rel=1e-6)
+        assert edge_strength(composite(frame, offset, mask), band) > 1.1 * real  # measured 1.12-1.19
+        assert edge_strength(composite(frame, cv2.GaussianBlur(frame, (0, 0), 3), mask), band) < real
+    assert np.isnan(edge_strength(real_frames[0], np.zeros((512, 512), bool)))

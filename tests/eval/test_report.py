@@ -48,8 +48,16 @@ def test_report_has_the_protocol_and_baselines(evaluated):
                  "mouth_vs_audio.png"):
         assert (html.parent / name).is_file(), name
     assert json.loads((html.parent / "report.json").read_text())["identity"] == report["identity"]
+    # the mouth box, seam and lower-face flicker of every source, in the JSON, the summary and the page
+    for scores in list(sd["scores"].values()) + list(sd["audio_check"].values()):
+        assert {"mouth_psnr", "mouth_ssim", "mouth_stlpips", "seam", "flicker"} <= set(scores)
+    frozen = sd["scores"]["frozen"]
+    assert frozen["flicker"] == 0.0 and 0.5 < prev["flicker"] < 2 and 0.5 < prev["seam"] < 2
+    assert 0 < prev["mouth_stlpips"] < frozen["mouth_stlpips"] and ours["mouth_stlpips"] > 0
+    assert np.isfinite(sd["scores"]["portrait"]["seam"]) and np.isfinite(ours["flicker"])
     text = summary(report)
-    assert "retrieval" in text and "previous" in text and "lip sync" in text
+    assert "retrieval" in text and "previous" in text and "lip sync" in text and "ST-LPIPS" in text
+    assert "mouth ST-LPIPS" in html.read_text() and "seam (x real)" in html.read_text()
 
 
 @pytest.mark.skipif(chromium_path() is None, reason="Chromium is not installed (`make install` installs it as root)")
