@@ -179,6 +179,38 @@ def render(
                   f"{r.seconds:.1f} s = {r.fps:.2f} frames/s -> {r.path}", highlight=False, soft_wrap=True)
 
 
+@app.command()
+def dub(
+    identity: str = typer.Argument(..., help="Identity name (trained with `nerfhead train`)."),
+    video: Path = typer.Argument(..., help="A video of the same presenter (another take, any resolution and frame rate)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output .mp4."),
+    audio: Optional[Path] = typer.Option(None, "--audio", "-a", help="The new speech: any audio or video file."),
+    text: Optional[str] = typer.Option(None, "--text", help="A script to speak with espeak-ng instead of --audio."),
+    voice: Optional[str] = typer.Option(None, "--voice", help="espeak-ng voice for --text, e.g. en-us, de, fr+f3."),
+    rate: Optional[int] = typer.Option(None, "--rate", help="Speech rate for --text, words per minute."),
+    loop: bool = typer.Option(True, "--loop/--no-loop",
+                              help="Audio longer than the video: replay the video forwards and backwards (default), "
+                                   "or stop with an error."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="A checkpoint (default: the avatar)."),
+    root: Optional[Path] = typer.Option(None, help="Identities folder."),
+) -> None:
+    """Dub a video of the presenter with new speech: only the lower face is re-rendered, every other pixel,
+    the resolution and the frame rate stay the video's; the new audio replaces the old."""
+    from nerfhead.render.dub import DubOptions, dub_video
+
+    if audio is not None and text is not None:
+        _run(_fail, "give either --audio or --text, not both")
+    r = _run(dub_video, identity, video, out, audio=audio, text=text, voice=voice, rate=rate,
+             opts=DubOptions(loop=loop), root=root, checkpoint=checkpoint)
+    for w in r.warnings:
+        console.print(f"[yellow]warning:[/] {escape(w)}", highlight=False, soft_wrap=True)
+    replay = ", video replayed forwards and backwards" if r.replayed else ""
+    console.print(f"[green]dubbed[/] {r.frames} frames ({r.audio_seconds:.2f} s at {r.fps:g} fps, {r.size[0]}x{r.size[1]}; "
+                  f"{r.frames - r.passthrough} re-rendered, {r.passthrough} without a face copied{replay}); tracking "
+                  f"{r.seconds['tracking']:.1f} s, render {r.seconds['render']:.1f} s = {r.render_fps:.2f} frames/s "
+                  f"-> {r.path}", highlight=False, soft_wrap=True)
+
+
 def _fail(message: str) -> None:
     from nerfhead.errors import InputError
 

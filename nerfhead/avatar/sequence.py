@@ -16,7 +16,7 @@ from nerfhead.avatar.conditions import frame_conditions
 from nerfhead.avatar.drive import DrivingAudio
 from nerfhead.avatar.frame import render_frame, torso_backdrop
 from nerfhead.avatar.load import Avatar
-from nerfhead.avatar.portrait import colour_matched, composite, lower_face_mask, skin_ring
+from nerfhead.avatar.portrait import blend, lower_face_mask, skin_ring
 from nerfhead.field.rays import Intrinsics
 from nerfhead.field.renderer import RayConditions
 
@@ -56,8 +56,9 @@ class PoseTrack:
                    np.nan_to_num(tracks["translation"][idx]).astype(np.float64))
 
 
-def _conditioned(avatar: Avatar, audio: DrivingAudio, frames: np.ndarray, eye: np.ndarray, mouth: np.ndarray | None,
-                 closed_code: bool, chunk_frames: int) -> Iterator[tuple[int, RayConditions]]:
+def conditioned_frames(avatar: Avatar, audio: DrivingAudio, frames: np.ndarray, eye: np.ndarray,
+                       mouth: np.ndarray | None = None, closed_code: bool = True,
+                       chunk_frames: int = CHUNK_FRAMES) -> Iterator[tuple[int, RayConditions]]:
     """(j, conditions of the j-th frame) for the sequence ``frames``, its audio codes computed
     ``chunk_frames`` at a time."""
     for a in range(0, len(frames), chunk_frames):
@@ -97,7 +98,7 @@ def render_frames(avatar: Avatar, audio: DrivingAudio, frames: Sequence[int], po
     frames = np.asarray(frames, np.int64)
     _check_lengths(frames, poses, eye)
     with torch.no_grad():
-        for f, cond in _conditioned(avatar, audio, frames, eye, mouth, closed_code, chunk_frames):
+        for f, cond in conditioned_frames(avatar, audio, frames, eye, mouth, closed_code, chunk_frames):
             behind = backdrop(f) if backdrop is not None else pose_backdrop(model, poses, f, plate)
             yield render_frame(model, c2w[f], k, behind, cond, avatar.sampling).rgb
 
@@ -114,10 +115,17 @@ def render_portrait_frames(avatar: Avatar, audio: DrivingAudio, frames: Sequence
     frames = np.asarray(frames, np.int64)
     _check_lengths(frames, poses, eye)
     with torch.no_grad():
-        for f, cond in _conditioned(avatar, audio, frames, eye, None, closed_code, chunk_frames):
+        for f, cond in conditioned_frames(avatar, audio, frames, eye, None, closed_code, chunk_frames):
             back = real(f)
             mask = lower_face_mask(landmarks[f], back.shape)
             ring = skin_ring(mask, landmarks[f])
-            head = render_frame(model, c2w[f], model.intrinsics, back, cond, avatar.sampling,
-                                pixels=(mask > 0) | ring).rgb
-            yield composite(back, colour_matched(head, back, ring), mask)
+            head = render_lower_face(avatar, c2w[f], model.intrinsics, back, (mask > 0) | ring, cond)
+            yield blend(back, head, mask, ring)
+
+
+def render_lower_face(avatar: Avatar, c2w: np.ndarray, k: Intrinsics, real: np.ndarray, pixels: np.ndarray,
+                      cond: RayConditions) -> np.ndarray:
+    """The head field rendered from camera ``c2w`` (intrinsics ``k``) on the ``pixels`` (H, W)
+    bool of the real frame ``real`` (H, W, 3), the real frame elsewhere: the lower face and the
+    ring of skin around it of a portrait frame, before its colour match and blend."""
+    return render_frame(avatar.model, c2w, k, real, cond, avatar.sampling, pixels=pixels).rgb

@@ -56,3 +56,25 @@ class FaceMeshTracker:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def track_video(path, fps: float, label: str = "tracking", count: int | None = None
+                ) -> tuple[np.ndarray, tuple[int, int], int]:
+    """Track the frames of the video ``path`` (at ``fps``; the first ``count`` of them when given)
+    in full: (n, 478, 3) pixel landmarks (NaN where no face), the frame size (height, width) and
+    the most faces seen in one frame."""
+    from nerfhead.io.video import frame_count, iter_frames
+    from nerfhead.log import progress, quiet_native_stderr
+
+    total = frame_count(path, fps) if count is None else min(count, frame_count(path, fps))
+    out = np.full((total, N_LANDMARKS, 3), np.nan, np.float32)
+    size = (0, 0)
+    with quiet_native_stderr(), FaceMeshTracker(video=True) as tracker, progress(label, total=total) as bar:
+        for i, frame in zip(range(total), iter_frames(path, fps)):
+            size = frame.shape[:2]
+            lms = tracker(frame)
+            if lms is not None:
+                out[i] = lms
+            bar.advance()
+        faces = tracker.max_faces_seen
+    return out, size, faces

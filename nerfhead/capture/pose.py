@@ -177,6 +177,42 @@ def fit_poses(landmarks: np.ndarray, principal: tuple[float, float], focal_init:
     return fit
 
 
+def fit_poses_to_camera(landmarks: np.ndarray, shape: np.ndarray, focal: float, principal: tuple[float, float],
+                        cfg: PoseConfig | None = None, out_scale: float = 1.0) -> PoseFit:
+    """Per-frame poses of (N, 478, 3) pixel landmarks seen by a known camera (``focal``,
+    ``principal``) with a known face ``shape`` (an identity's, from :func:`fit_poses`): PnP on the
+    rigid landmarks, then the same smoothed bundle adjustment with camera and shape held fixed.
+    ``stats`` holds the rigid landmarks' reprojection error ("at 512 px" by ``out_scale``)."""
+    cfg = cfg or PoseConfig()
+    n = len(landmarks)
+    valid = np.isfinite(landmarks[:, 0, 0])
+    rigid = np.array(ids.RIGID)
+    obs = np.ascontiguousarray(landmarks[:, rigid, :2], dtype=np.float64)
+    rvecs, tvecs = _pnp_all(np.ascontiguousarray(shape[rigid]), obs, valid, focal, principal)
+    with torch_threads(1):
+        _, _, rvecs, tvecs = _bundle_adjust(shape, rigid, obs, valid, rvecs, tvecs, focal, principal, cfg,
+                                            fixed_camera=True)
+    rotation = np.full((n, 3, 3), np.nan)
+    translation = np.full((n, 3), np.nan)
+    rotation[valid] = _rodrigues_np(rvecs[valid])
+    translation[valid] = tvecs[valid]
+    fit = PoseFit(float(focal), (float(principal[0]), float(principal[1])), shape, rotation, translation)
+    err = np.linalg.norm(fit.project(valid, shape[rigid]) - obs[valid], axis=-1) / out_scale
+    fit.stats = {"reprojection_median_px512": float(np.median(err)) if err.size else float("nan"),
+                 "reprojection_p95_px512": float(np.percentile(err, 95)) if err.size else float("nan")}
+    return fit
+
+
+def shape_distance(shape: np.ndarray, reference: np.ndarray) -> float:
+    """How far a face shape (478, 3) is from another once scale, rotation and position are taken
+    out: RMS point distance after the best similarity fit, in units of the reference's outer eye
+    corner span (the same face tracked twice: a few hundredths; another face: more)."""
+    s, r, t = _umeyama(np.asarray(shape, np.float64), np.asarray(reference, np.float64))
+    moved = s * shape @ r.T + t
+    span = np.linalg.norm(reference[ids.EYE_CORNERS[3]] - reference[ids.EYE_CORNERS[0]])
+    return float(np.sqrt(((moved - reference) ** 2).sum(-1).mean()) / span)
+
+
 def _pnp_all(points: np.ndarray, obs: np.ndarray, valid: np.ndarray, focal: float,
              principal: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
     n = len(obs)
@@ -219,7 +255,8 @@ def _rodrigues(r: torch.Tensor) -> torch.Tensor:
     return eye + a[..., None] * kx + b[..., None] * (kx @ kx)
 
 
-def _bundle_adjust(shape, rigid, obs, valid, rvecs, tvecs, focal, principal, cfg: PoseConfig):
+def _bundle_adjust(shape, rigid, obs, valid, rvecs, tvecs, focal, principal, cfg: PoseConfig,
+                   fixed_camera: bool = False):
     torch_dtype = torch.float64
     obs_t = torch.from_numpy(obs)
     valid_t = torch.from_numpy(valid)
@@ -237,7 +274,8 @@ def _bundle_adjust(shape, rigid, obs, valid, rvecs, tvecs, focal, principal, cfg
     px_per_m = focal / depth
     triple = torch.from_numpy(valid[2:] & valid[1:-1] & valid[:-2])
     n_valid = max(int(valid.sum()), 1)
-    opt = torch.optim.LBFGS([log_f, d_shape, r, t], lr=1.0, max_iter=cfg.iterations, history_size=20,
+    params = [r, t] if fixed_camera else [log_f, d_shape, r, t]
+    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=cfg.iterations, history_size=20,
                             line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12)
 
     def closure():

@@ -82,10 +82,11 @@ def _duration(container, vs, rate: float) -> float:
     return n / rate
 
 
-def iter_frames(path: str | Path, fps: float = 25.0) -> Iterator[np.ndarray]:
-    """Yield RGB uint8 frames (H, W, 3) resampled to ``fps`` by presentation time.
+def iter_frames(path: str | Path, fps: float = 25.0, start: int = 0) -> Iterator[np.ndarray]:
+    """Yield RGB uint8 frames (H, W, 3) resampled to ``fps`` by presentation time, from output
+    frame ``start`` on (a seek to the keyframe before it, then decoding up to it).
 
-    Exactly ``probe_video(path).n_frames(fps)`` frames are yielded.
+    Exactly ``probe_video(path).n_frames(fps) - start`` frames are yielded.
     """
     with open_media(path) as container:
         if not container.streams.video:
@@ -94,31 +95,92 @@ def iter_frames(path: str | Path, fps: float = 25.0) -> Iterator[np.ndarray]:
         vs.thread_type = "AUTO"
         src_rate = float(vs.average_rate or vs.guessed_rate or fps)
         total = max(1, int(round(_duration(container, vs, src_rate) * fps)))
-        out_i = 0
-        prev_t = prev_img = None
-        t0 = None
         try:
-            for k, frame in enumerate(container.decode(vs)):
-                t = frame.time if frame.time is not None else k / src_rate
-                if t0 is None:
-                    t0 = t
-                t -= t0
-                img = _to_rgb(frame)
-                if prev_img is not None:
-                    midpoint = 0.5 * (prev_t + t)
-                    while out_i < total and out_i / fps < midpoint - 1e-9:
-                        yield prev_img
-                        out_i += 1
-                prev_t, prev_img = t, img
-                if out_i >= total:
-                    break
+            t0 = None
+            if start > 0:
+                first = next(container.decode(vs), None)
+                t0 = first.time if first is not None and first.time is not None else 0.0
+                target = t0 + (start - 0.5) / fps
+                container.seek(max(0, int(target / vs.time_base)), stream=vs, backward=True, any_frame=False)
+            yield from _resampled(path, container.decode(vs), fps, src_rate, total, t0, start)
         except av.FFmpegError as exc:
             raise InputError(f"{path}: video data is corrupt ({error_reason(exc)})") from None
-        if prev_img is None:
-            raise InputError(f"{path}: video stream has no decodable frames")
-        while out_i < total:
-            yield prev_img
-            out_i += 1
+
+
+def _resampled(path, decoded, fps: float, src_rate: float, total: int, t0: float | None,
+               start: int) -> Iterator[np.ndarray]:
+    """Output frames ``start .. total - 1``: each the decoded frame nearest its time ``i / fps``
+    (times counted from ``t0``, default the first decoded frame's)."""
+    out_i = start
+    prev_t = prev_img = None
+    for k, frame in enumerate(decoded):
+        t = frame.time if frame.time is not None else k / src_rate
+        if t0 is None:
+            t0 = t
+        t -= t0
+        img = _to_rgb(frame)
+        if prev_img is not None:
+            midpoint = 0.5 * (prev_t + t)
+            while out_i < total and out_i / fps < midpoint - 1e-9:
+                yield prev_img
+                out_i += 1
+        prev_t, prev_img = t, img
+        if out_i >= total:
+            break
+    if prev_img is None:
+        raise InputError(f"{path}: video stream has no decodable frames")
+    while out_i < total:
+        yield prev_img
+        out_i += 1
+
+
+class FrameReader:
+    """The frames of a video at ``fps`` by index, in any order, with flat memory.
+
+    Reads ahead of the last one decode on; a read behind it (a video replayed backwards) decodes
+    the ``window`` frames up to it from the keyframe before them and keeps them, so playing
+    backwards costs one seek per ``window`` frames.
+    """
+
+    def __init__(self, path: str | Path, fps: float, window: int = 16) -> None:
+        self.path, self.fps, self.window = Path(path), fps, window
+        self.n = probe_video(path).n_frames(fps)
+        self._kept: dict[int, np.ndarray] = {}
+        self._stream: Iterator[np.ndarray] | None = None
+        self._next = 0  # index the stream yields next
+
+    def __len__(self) -> int:
+        return self.n
+
+    def _restart(self, start: int) -> None:
+        self.close()
+        self._stream, self._next = iter_frames(self.path, self.fps, start), start
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        if not 0 <= i < self.n:
+            raise IndexError(f"frame {i} of a {self.n}-frame video")
+        if i in self._kept:
+            return self._kept[i]
+        if self._stream is None or i < self._next or i > self._next + 4 * self.window:
+            self._restart(max(0, i - self.window + 1))
+        while self._next <= i:
+            frame = next(self._stream)
+            self._kept[self._next] = frame
+            self._next += 1
+            for old in [k for k in self._kept if k <= self._next - 1 - self.window]:
+                del self._kept[old]
+        return self._kept[i]
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+    def __enter__(self) -> "FrameReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
@@ -259,4 +321,4 @@ def sample_indices(n: int, k: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, k).round().astype(int))
 
 
-__all__ = ["VideoInfo", "VideoWriter", "frame_count", "iter_frames", "probe_video", "sample_indices", "write_video"]
+__all__ = ["FrameReader", "VideoInfo", "VideoWriter", "frame_count", "iter_frames", "probe_video", "sample_indices", "write_video"]

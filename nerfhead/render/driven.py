@@ -82,11 +82,11 @@ def check_output(path: str | Path, suffix: str = ".mp4") -> Path:
     return path
 
 
-class _AudioClock:
+class AudioClock:
     """Hands out the audio samples of each video frame, streaming the source file."""
 
-    def __init__(self, path: Path, start: float, rate: int = AUDIO_RATE) -> None:
-        self.per = rate / FPS
+    def __init__(self, path: Path, start: float, rate: int = AUDIO_RATE, fps: float = FPS) -> None:
+        self.per = rate / fps
         self._chunks = iter_audio(path, rate, chunk_seconds=2.0)
         self._buf = np.zeros(0, np.float32)
         self._skip = int(round(start * rate))
@@ -116,11 +116,12 @@ class _AudioClock:
 class AvatarRenderer:
     """A trained avatar loaded once, rendering any number of videos (``render``)."""
 
-    def __init__(self, name: str, root: str | Path | None = None, checkpoint: str | Path | None = None) -> None:
+    def __init__(self, name: str, root: str | Path | None = None, checkpoint: str | Path | None = None,
+                 torso: bool = True) -> None:
         self.ident = Identity.at(name, root)
         self.ident.manifest()
         self.avatar: Avatar = load_avatar(self.ident, checkpoint)
-        if not self.avatar.has_torso:
+        if torso and not self.avatar.has_torso:
             raise InputError(f"{self.avatar.checkpoint} has no trained torso; render from the finished avatar "
                              f"(`nerfhead train {name}` runs all stages)")
         self.model = self.avatar.model
@@ -206,7 +207,7 @@ class AvatarRenderer:
             raise InputError(f"--start {opts.start:g} s is past the end of the audio ({feats.duration:.2f} s)")
         n = total - first if opts.duration is None else min(total - first, max(1, int(round(opts.duration * FPS))))
         size = self._output_size(opts.height)
-        clock = _AudioClock(audio_file, first / FPS)
+        clock = AudioClock(audio_file, first / FPS)
         t0 = time.perf_counter()
         with VideoWriter(out, FPS, size, audio_rate=AUDIO_RATE, crf=opts.crf) as writer, \
                 progress(label, total=n) as bar:

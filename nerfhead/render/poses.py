@@ -14,7 +14,7 @@ from scipy.spatial.transform import Rotation
 from nerfhead.avatar.sequence import PoseTrack
 from nerfhead.dataset import FPS, Identity
 from nerfhead.errors import InputError
-from nerfhead.log import get_logger, progress, quiet_native_stderr
+from nerfhead.log import get_logger
 from nerfhead.render.motion import pingpong, smooth_c2w
 
 log = get_logger(__name__)
@@ -48,27 +48,15 @@ def reference_poses(video: str | Path, ident: Identity, n_out: int, sigma: float
     """Head motion of a reference video, moved onto the identity: each reference frame's rotation and
     translation relative to the reference's median pose are applied to the capture's median pose
     (translation scaled by the ratio of the two median distances). Shorter references ping-pong."""
-    from nerfhead.capture.landmarks import FaceMeshTracker
+    from nerfhead.capture.landmarks import track_video
     from nerfhead.capture.pose import fit_poses
-    from nerfhead.io.video import frame_count, iter_frames
 
     video = Path(video)
-    total = frame_count(video, FPS)
-    landmarks, shape = [], None
-    with quiet_native_stderr(), FaceMeshTracker(video=True) as tracker, progress("track pose video", total=total) as bar:
-        for frame in iter_frames(video, FPS):
-            shape = frame.shape
-            lms = tracker(frame)
-            landmarks.append(lms if lms is not None else np.full((478, 3), np.nan, np.float32))
-            bar.advance()
-    if not landmarks:
-        raise InputError(f"{video} has no video frames")
-    lms = np.stack(landmarks)
+    lms, (h, w), _ = track_video(video, FPS, "track pose video")
     valid = np.isfinite(lms[:, 0, 0])
     if valid.mean() < 0.5:
         raise InputError(f"{video}: a face is found on only {valid.mean():.0%} of the frames; "
                          "the pose video must show one face most of the time")
-    h, w = shape[:2]
     fit = fit_poses(lms, (w / 2.0, h / 2.0), 1.6 * max(h, w), out_scale=max(h, w) / 512.0)
     ref_r, ref_t = fit.rotation, fit.translation
 

@@ -1,0 +1,245 @@
+"""``nerfhead dub``: a new video of the presenter (another take, not in the capture) saying new
+audio, with every pixel outside the lower face kept.
+
+1. Every frame the output needs is tracked in full (mediapipe); the identity's crop is located
+   in the video (the same face size and place as in the capture's frames), the landmarks moved
+   into it, and each frame's head pose fitted with the identity's camera and face shape
+   (smoothed over time as the capture's).
+2. Each output frame: the video's frame (replayed forwards and backwards when the audio is
+   longer), its crop, the lower face rendered there by the head field with that frame's pose,
+   scaled back to the video's pixels, colour-matched to a ring of the real skin around it and
+   blended over a feathered edge into the full frame. Frames without a face pass through.
+3. The new audio replaces the old; the video keeps its resolution and frame rate.
+
+Streaming: frames are decoded, rendered and encoded one at a time (a backwards replay keeps a
+window of decoded frames); the per-frame tracks are a few kilobytes a frame.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from nerfhead.audio.features import AudioFeatures
+from nerfhead.avatar.drive import DrivingAudio
+from nerfhead.avatar.portrait import box_of, colour_matched, composite, lower_face_mask, skin_ring
+from nerfhead.avatar.sequence import PoseTrack, conditioned_frames, render_lower_face
+from nerfhead.capture.crop import CropBox
+from nerfhead.capture.eyes import blink_strength, eye_ratio
+from nerfhead.capture.landmarks import track_video
+from nerfhead.capture.pose import PoseFit, canonical_shape, fit_poses_to_camera, shape_distance
+from nerfhead.dataset import FPS, Identity
+from nerfhead.errors import InputError, NoFaceError
+from nerfhead.field.rays import Intrinsics
+from nerfhead.io.video import FrameReader, VideoWriter, probe_video
+from nerfhead.log import get_logger, progress
+from nerfhead.render.driven import AUDIO_RATE, AvatarRenderer, AudioClock, check_output
+from nerfhead.render.motion import pingpong
+
+log = get_logger(__name__)
+
+#: a video face whose shape is farther than this from the identity's (RMS, in eye spans, after a
+#: similarity fit) gets a warning. Measured on the development media (docs/EVALUATION.md): the
+#: same presenter in another part of the video 0.004-0.005, other people 0.021-0.036.
+SHAPE_WARNING = 0.012
+
+
+@dataclass
+class DubOptions:
+    loop: bool = True  # audio longer than the video: replay the video forwards and backwards
+    crf: int = 18  # H.264 quality
+    shape_warning: float = SHAPE_WARNING
+
+
+@dataclass
+class DubResult:
+    path: Path
+    frames: int
+    passthrough: int  # frames without a face, copied unchanged
+    fps: float  # the video's frame rate (kept)
+    size: tuple[int, int]  # (width, height), the video's (kept)
+    audio_seconds: float
+    replayed: bool  # the video was replayed to cover the audio
+    seconds: dict[str, float] = field(default_factory=dict)  # tracking, render
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def render_fps(self) -> float:
+        return self.frames / max(self.seconds.get("render", 0.0), 1e-9)
+
+
+@dataclass
+class VideoFace:
+    """The presenter's face through a video: where the identity's crop lies in it and, per video
+    frame, the landmarks in that crop's pixels, the head pose and the blink."""
+
+    crop: CropBox
+    intrinsics: Intrinsics  # of the crop: the identity's focal, the video's own image centre
+    landmarks: np.ndarray  # (n, 478, 3) float32 crop pixels, NaN where no face
+    poses: PoseTrack
+    blink: np.ndarray  # (n,) 0 open .. 1 closed
+    shape_distance: float
+    reprojection_px512: float
+
+    @property
+    def found(self) -> np.ndarray:
+        return np.isfinite(self.landmarks[:, 0, 0])
+
+    def source_landmarks(self, i: int) -> np.ndarray:
+        """Frame ``i``'s landmarks in the video's pixels."""
+        out = self.landmarks[i].astype(np.float64)
+        out[:, :2] = out[:, :2] / self.crop.scale + (self.crop.x0, self.crop.y0)
+        return out
+
+
+def _capture_face(tracks: dict[str, np.ndarray]) -> tuple[float, np.ndarray]:
+    """The capture's median face height (forehead to chin) and face centre, in its frames' pixels."""
+    lms = tracks["landmarks"][np.asarray(tracks["face_found"], bool)].astype(np.float64)
+    return float(np.median(np.ptp(lms[:, :, 1], axis=1))), np.median(np.median(lms[:, :, :2], axis=1), axis=0)
+
+
+def locate_crop(landmarks: np.ndarray, frame_size: tuple[int, int], tracks: dict[str, np.ndarray],
+                out_size: tuple[int, int]) -> CropBox:
+    """The identity's crop in a video: the box whose resized image shows the video's face at the
+    capture frames' median face size and place; clipped to the video (a face near the video's edge
+    sits off its usual place; the camera model follows the crop)."""
+    h, w = frame_size
+    cap_height, cap_centre = _capture_face(tracks)
+    found = landmarks[np.isfinite(landmarks[:, 0, 0])].astype(np.float64)
+    height = float(np.median(np.ptp(found[:, :, 1], axis=1)))
+    centre = np.median(np.median(found[:, :, :2], axis=1), axis=0)
+    per = height / cap_height  # video pixels per crop pixel
+    out_w, out_h = out_size
+    side_w, side_h = out_w * per, out_h * per
+    fit = min(1.0, w / side_w, h / side_h)  # the video is smaller than the crop: the largest that fits
+    side_w, side_h = int(round(side_w * fit)), int(round(side_h * fit))
+    x0 = int(np.clip(round(centre[0] - cap_centre[0] * side_w / out_w), 0, w - side_w))
+    y0 = int(np.clip(round(centre[1] - cap_centre[1] * side_h / out_h), 0, h - side_h))
+    return CropBox(x0, y0, side_w, side_h, out_w, out_h)
+
+
+def track_face(video: str | Path, fps: float, ident: Identity, intrinsics: Intrinsics, out_size: tuple[int, int],
+               count: int) -> VideoFace:
+    """Track the first ``count`` frames of ``video`` and fit their poses (:class:`VideoFace`)."""
+    raw, size, faces = track_video(video, fps, "tracking", count=count)
+    found = np.isfinite(raw[:, 0, 0])
+    if not found.any():
+        raise NoFaceError(f"no face found in {video} ({len(raw)} frames tracked)")
+    if faces > 1:
+        log.warning("%d faces visible in some frames of %s; dubbing the largest", faces, video)
+    tracks = ident.tracks()
+    crop = locate_crop(raw, size, tracks, out_size)
+    lms = crop.to_output(raw).astype(np.float32)
+    del raw
+    principal = tuple(crop.to_output(np.array([size[1] / 2.0, size[0] / 2.0])).tolist())
+    k = Intrinsics(intrinsics.fx, intrinsics.fy, principal[0], principal[1])
+    shape = np.asarray(tracks["canonical_shape"], np.float64)
+    fit: PoseFit = fit_poses_to_camera(lms, shape, k.fx, principal, out_scale=out_size[0] / 512.0)
+    reference = canonical_shape(np.asarray(tracks["landmarks"], np.float64))
+    distance = shape_distance(canonical_shape(lms.astype(np.float64)), reference)
+    poses = PoseTrack(np.nan_to_num(fit.rotation), np.nan_to_num(fit.translation))
+    blink = np.nan_to_num(blink_strength(eye_ratio(lms.astype(np.float64)))).clip(0, 1).astype(np.float32)
+    return VideoFace(crop, k, lms, poses, blink, distance, fit.stats["reprojection_median_px512"])
+
+
+def paste_lower_face(frame: np.ndarray, head: np.ndarray, crop: CropBox, landmarks: np.ndarray) -> np.ndarray:
+    """``frame`` (the video's pixels) with the lower face of ``head`` (the crop's render, colour-
+    matched) scaled to the crop's source pixels and blended in by the feathered lower-face mask
+    of ``landmarks`` (video pixels). Pixels outside the mask are the frame's own."""
+    local = landmarks.copy()
+    local[:, 0] -= crop.x0
+    local[:, 1] -= crop.y0
+    mask = lower_face_mask(local, (crop.height, crop.width))
+    ys, xs = np.nonzero(mask > 0)
+    out = frame.copy()
+    if len(ys) == 0:
+        return out
+    if head.shape[:2] != (crop.height, crop.width):
+        interp = cv2.INTER_AREA if head.shape[0] > crop.height else cv2.INTER_CUBIC
+        head = cv2.resize(head, (crop.width, crop.height), interpolation=interp)
+    # blend on the box around the mask only (most of a large frame stays as it is)
+    r0, r1, c0, c1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    rows, cols = slice(crop.y0 + r0, crop.y0 + r1), slice(crop.x0 + c0, crop.x0 + c1)
+    out[rows, cols] = composite(frame[rows, cols], head[r0:r1, c0:c1], mask[r0:r1, c0:c1])
+    return out
+
+
+def dub_frames(renderer: AvatarRenderer, feats: AudioFeatures, face: VideoFace, reader: FrameReader,
+               order: np.ndarray, fps: float) -> Iterator[tuple[np.ndarray, bool]]:
+    """(output frame, whether it was synthesized) for the video frames ``order``, the j-th
+    speaking the audio at time j / fps."""
+    avatar = renderer.avatar
+    n_audio = feats.n_video_frames
+    audio_frames = np.minimum(np.round(np.arange(len(order)) * FPS / fps).astype(np.int64), n_audio - 1)
+    c2w = face.poses.camera_to_head.astype(np.float32)
+    found = face.found
+    for j, cond in conditioned_frames(avatar, DrivingAudio.of(feats), audio_frames, face.blink[order]):
+        i = int(order[j])
+        frame = reader[i]
+        if not found[i]:
+            yield frame, False
+            continue
+        crop_img = face.crop.apply(frame)
+        lms = face.landmarks[i]
+        mask = lower_face_mask(lms, crop_img.shape)
+        ring = skin_ring(mask, lms)
+        head = render_lower_face(avatar, c2w[i], face.intrinsics, crop_img, (mask > 0) | ring, cond)
+        box = box_of((mask > 0) | ring)
+        if box is not None:
+            head[box] = colour_matched(head[box], crop_img[box], ring[box])
+        yield paste_lower_face(frame, head, face.crop, face.source_landmarks(i)), True
+
+
+def dub_video(name: str, video: str | Path, out: str | Path, audio: str | Path | None = None,
+              text: str | None = None, voice: str | None = None, rate: int | None = None,
+              opts: DubOptions | None = None, root: str | Path | None = None,
+              checkpoint: str | Path | None = None) -> DubResult:
+    """Dub ``video`` (the identity's presenter) with ``audio`` or ``text``, to ``out`` (atomically)."""
+    opts = opts or DubOptions()
+    out = check_output(out)
+    video = Path(video)
+    info = probe_video(video)
+    fps = info.source_fps
+    n_video = info.n_frames(fps)
+    renderer = AvatarRenderer(name, root, checkpoint, torso=False)
+    feats, audio_file = renderer.features(audio, text, voice, rate)
+    n_out = max(1, int(round(feats.duration * fps)))
+    if n_out > n_video and not opts.loop:
+        raise InputError(f"the audio ({feats.duration:.2f} s) is longer than the video ({n_video / fps:.2f} s); "
+                         "without --no-loop the video replays forwards and backwards")
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    m = renderer.ident.manifest()
+    face = track_face(video, fps, renderer.ident, renderer.model.intrinsics,
+                      (m["image"]["width"], m["image"]["height"]), count=min(n_out, n_video))
+    seconds["tracking"] = time.perf_counter() - t0
+    warnings = []
+    if face.shape_distance > opts.shape_warning:
+        warnings.append(f"the face in {video.name} is shaped unlike {name}'s (distance {face.shape_distance:.3f}, "
+                        f"same presenter usually below {opts.shape_warning:.3f}): another person?")
+    n_tracked = len(face.landmarks)
+    order = np.arange(n_out) if n_out <= n_tracked else pingpong(np.ones(n_tracked, bool), n_out)
+    passthrough = int((~face.found[order]).sum())
+    if passthrough:
+        warnings.append(f"no face in {passthrough} of {n_out} output frames: copied unchanged")
+    for w in warnings:
+        log.warning(w)
+    log.info("crop %dx%d at (%d, %d) of %dx%d; pose reprojection %.2f px at 512", face.crop.width,
+             face.crop.height, face.crop.x0, face.crop.y0, info.width, info.height, face.reprojection_px512)
+    clock = AudioClock(audio_file, 0.0, AUDIO_RATE, fps)
+    t0 = time.perf_counter()
+    with FrameReader(video, fps) as reader, VideoWriter(out, fps, (info.width, info.height), audio_rate=AUDIO_RATE,
+                                                         crf=opts.crf) as writer, progress("dub", total=n_out) as bar:
+        for j, (frame, _) in enumerate(dub_frames(renderer, feats, face, reader, order, fps)):
+            writer.write(frame, clock.next_frame())
+            bar.advance()
+            if (j + 1) % 5 == 0:
+                bar.update(description=f"dub ({(j + 1) / (time.perf_counter() - t0):.2f} fps)")
+    seconds["render"] = time.perf_counter() - t0
+    return DubResult(out, n_out, passthrough, fps, (info.width, info.height), n_out / fps, n_out > n_tracked,
+                     seconds, warnings)
