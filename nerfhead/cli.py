@@ -145,18 +145,19 @@ def render(
     height: Optional[int] = typer.Option(None, "--height", help="Output height in pixels (default: the identity's)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the blink timing."),
     scale: float = typer.Option(1.0, "--scale", help="Draft: render at this fraction of the resolution, then upscale (0.5 ~ 4x faster)."),
-    composite: str = typer.Option("full", "--composite",
-                                  help="full: every pixel from the fields (needed with --pose-from); portrait: the "
-                                       "capture's own frames replayed, only the lower face rendered (experimental)."),
+    composite: Optional[str] = typer.Option(
+        None, "--composite",
+        help="portrait (default): the capture's own frames replayed, only the lower face rendered; full: every pixel "
+             "from the fields, the default with --pose-from (no real frame exists for a borrowed pose) and --scale."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="A torso-stage checkpoint (default: the avatar)."),
     root: Optional[Path] = typer.Option(None, help="Identities folder."),
 ) -> None:
     """Make a video of the avatar saying an audio file or a script: H.264 + AAC mp4 at 25 fps."""
-    from nerfhead.render.driven import RenderOptions, render_batch, render_video
+    from nerfhead.render.driven import RenderOptions, default_composite, render_batch, render_video
 
-    opts = RenderOptions(start=start, duration=duration, pose_start=pose_start,
-                         pose_from=str(pose_from) if pose_from else None, height=height, seed=seed, scale=scale,
-                         composite=composite)
+    pose_video = str(pose_from) if pose_from else None
+    opts = RenderOptions(start=start, duration=duration, pose_start=pose_start, pose_from=pose_video, height=height,
+                         seed=seed, scale=scale, composite=composite or default_composite(pose_video, scale))
     if audio_dir is not None:
         if audio is not None or text is not None:
             _run(_fail, "give either --audio-dir or --audio/--text, not both")

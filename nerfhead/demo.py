@@ -19,7 +19,7 @@ from nerfhead.config import load_yaml
 from nerfhead.dataset import Identity
 from nerfhead.eval.protocol import evaluate_identity, summary
 from nerfhead.log import console, get_logger
-from nerfhead.render.driven import AvatarRenderer, RenderOptions
+from nerfhead.render.driven import AvatarRenderer, RenderOptions, default_composite
 from nerfhead.train.data import load_training_data
 from nerfhead.train.preview import write_preview
 from nerfhead.train.run import train_identity
@@ -69,7 +69,8 @@ def run_demo(root: str | Path | None = None) -> Identity:
     video = ident.root / "demo.mp4"
     renderer = AvatarRenderer(SAMPLE, root)
     feats, audio_file = _demo_speech(renderer)
-    result = renderer.render(feats, audio_file, video, RenderOptions(duration=DEMO_SECONDS))
+    result = renderer.render(feats, audio_file, video, RenderOptions(duration=DEMO_SECONDS,
+                                                                    composite=default_composite(None, 1.0)))
     times["render"] = time.perf_counter() - t0
     console.print(f"rendered {result.frames} frames in {result.seconds:.1f} s ({result.fps:.2f} frames/s)", highlight=False)
 

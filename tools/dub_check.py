@@ -7,13 +7,17 @@ Makes three clips of the video's last ``--seconds`` (as filmed; upscaled into 19
 30 fps), dubs each with ``--audio`` and prints per clip: resolution and frame rate in and out,
 frames out against audio length x frame rate, PSNR outside the blend mask against the input
 frame (after H.264 both ways), the lip-sync proxies (a)-(c) of docs/EVALUATION.md of the dubbed
-mouth beside the real capture's, tracking and render speed, peak RSS.
+mouth beside the real capture's, tracking and render speed. ``--memory A``: peak RSS of `nerfhead
+dub` in child processes with the first 10 s and all of audio file A (the clip replayed to cover it):
+streaming keeps them equal.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,7 +30,7 @@ from nerfhead.dataset import FPS, Identity, mouth_opening
 from nerfhead.eval.crossdriven import capture_scores
 from nerfhead.eval.lipsync import lipsync_scores
 from nerfhead.eval.metrics import measure_landmarks
-from nerfhead.io.audio import load_audio
+from nerfhead.io.audio import load_audio, save_wav
 from nerfhead.io.video import FrameReader, iter_frames, probe_video, write_video
 from nerfhead.quality import psnr
 from nerfhead.render.driven import AvatarRenderer
@@ -75,6 +79,36 @@ def outside_mask_psnr(src: Path, dubbed: Path, fps: float, every: int = 5) -> fl
     return float(np.mean(values))
 
 
+def child_dub(identity: str, root: str | None, video: Path, audio: Path, out: Path) -> tuple[float, float]:
+    """(peak RSS MiB, wall seconds) of `nerfhead dub` in a child process."""
+    cmd = [sys.executable, "-m", "nerfhead", "dub", identity, str(video), "--audio", str(audio), "-o", str(out)]
+    if root:
+        cmd += ["--root", root]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=dict(os.environ, NERFHEAD_PROGRESS="0"), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"dub failed:\n{proc.stdout.read().decode(errors='replace')}")
+    return usage.ru_maxrss / 1024, wall
+
+
+def memory_check(args, clip: Path) -> None:
+    rate = 16000
+    samples = load_audio(args.memory, rate)
+    short = args.out / "audio_10s.wav"
+    save_wav(short, samples[: 10 * rate], rate)
+    rows = []
+    for audio in (short, args.memory):
+        rss, wall = child_dub(args.identity, args.root, clip, audio, args.out / f"mem_{audio.stem}.mp4")
+        info = probe_video(args.out / f"mem_{audio.stem}.mp4")
+        rows.append((rss, wall, info.duration))
+        print(f"memory: dub of {info.duration:.1f} s ({info.frames_in_header} frames): peak RSS {rss:.0f} MiB, "
+              f"wall {wall:.1f} s")
+    print(f"memory: peak RSS {rows[1][2]:.0f} s / {rows[0][2]:.0f} s = {rows[1][0] / rows[0][0]:.3f}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--identity", default="cnn")
@@ -84,6 +118,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--out", type=Path, default=Path("/tmp/dubcheck"))
     ap.add_argument("--clips", default="as-filmed,1080p,30fps")
+    ap.add_argument("--memory", type=Path, default=None, help="an audio file of a minute or so: peak RSS check")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     makers = {"as-filmed": dict(), "1080p": dict(size=(1920, 1080)), "30fps": dict(fps=30.0)}
@@ -111,7 +146,9 @@ def main() -> int:
               f"{r.render_fps:.2f} frames/s, wall {wall:.1f} s; warnings {r.warnings}")
         print("   ", sync.row())
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS {rss:.0f} MiB")
+    print(f"peak RSS of this script {rss:.0f} MiB")
+    if args.memory is not None:
+        memory_check(args, args.out / f"clip_{args.clips.split(',')[0]}.mp4")
     return 0
 
 

@@ -103,7 +103,8 @@ def _pictures(ident: Identity, run: SelfDrivenRun, data, cross: list[LipSyncScor
     picks = _picks(run, 4)
     pics = {
         "frames_strip.png": page.image_png(page.frames_strip(
-            [[run.real[p] for p in picks], [run.ours[run.test[p]] for p in picks]], ("real", "ours"))),
+            [[run.real[p] for p in picks], [run.portrait[run.test[p]] for p in picks],
+             [run.ours[run.test[p]] for p in picks]], ("real", "portrait", "full"))),
         "mouth_strip.png": page.image_png(_run_mouth_strip(run)),
         "per_frame_psnr.png": page.plot_per_frame_psnr(run.test, {
             k: [np.nan if v is None else v for v in s.per_frame_psnr] for k, s in sd.scores.items()}),

@@ -220,7 +220,7 @@ def protocol_page(report: dict, pictures: dict[str, bytes], curves: Path | None)
            'it) over the real frame\'s there (1 = no added edge, above 1 = a visible seam, below 1 = smoother '
            'than the real skin); lower-face flicker: mean frame-to-frame change inside the lower-face mask over '
            'the real video\'s (1 = as steady as the real video, frozen = 0).</p>'
-         + img_tag(pictures["frames_strip.png"], "real and rendered test frames")
+         + img_tag(pictures["frames_strip.png"], "real test frames, portrait and full renders")
          + img_tag(pictures["per_frame_psnr.png"], "per-frame PSNR")
          + img_tag(pictures["pose.png"], "head pose of the test frames")),
         ("Does audio drive the mouth?", html_table([dict(ours)] + checks, _SELF_COLUMNS, highlight="ours")

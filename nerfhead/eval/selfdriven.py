@@ -288,6 +288,7 @@ class SelfDrivenRun:
     test: list[int]
     real: list[np.ndarray]
     ours: dict[int, np.ndarray]
+    portrait: dict[int, np.ndarray]
     silent: dict[int, np.ndarray]
     real_landmarks: np.ndarray
     ours_landmarks: np.ndarray
@@ -328,4 +329,4 @@ def run_selfdriven(ident: Identity, avatar: Avatar, data: TrainingData,
     seconds["audio_check"] = time.perf_counter() - t0
     report = SelfDrivenReport(ident.name, str(avatar.checkpoint), avatar.stage, avatar.step, len(test), scores,
                               audio_check, list(scores["ours"].per_frame_psnr), seconds)
-    return SelfDrivenRun(report, test, held.frames, ours, silent, held.landmarks, held.measured["ours"])
+    return SelfDrivenRun(report, test, held.frames, ours, portrait, silent, held.landmarks, held.measured["ours"])

@@ -89,22 +89,44 @@ def iter_frames(path: str | Path, fps: float = 25.0, start: int = 0) -> Iterator
     Exactly ``probe_video(path).n_frames(fps) - start`` frames are yielded.
     """
     with open_media(path) as container:
+        stream = _VideoStream(path, container, fps)
+        yield from stream.frames(start)
+
+
+class _VideoStream:
+    """The first video stream of an open container, decoded from any output frame on."""
+
+    def __init__(self, path: str | Path, container, fps: float) -> None:
         if not container.streams.video:
             raise InputError(f"{path} has no video stream")
-        vs = container.streams.video[0]
-        vs.thread_type = "AUTO"
-        src_rate = float(vs.average_rate or vs.guessed_rate or fps)
-        total = max(1, int(round(_duration(container, vs, src_rate) * fps)))
+        self.path, self.container, self.fps = path, container, fps
+        self.vs = container.streams.video[0]
+        self.vs.thread_type = "AUTO"
+        self.src_rate = float(self.vs.average_rate or self.vs.guessed_rate or fps)
+        self.total = max(1, int(round(_duration(container, self.vs, self.src_rate) * fps)))
+        self._t0: float | None = None
+
+    def _first_time(self) -> float:
+        if self._t0 is None:
+            self.container.seek(0, stream=self.vs)
+            first = next(self.container.decode(self.vs), None)
+            self._t0 = first.time if first is not None and first.time is not None else 0.0
+        return self._t0
+
+    def frames(self, start: int = 0) -> Iterator[np.ndarray]:
         try:
             t0 = None
             if start > 0:
-                first = next(container.decode(vs), None)
-                t0 = first.time if first is not None and first.time is not None else 0.0
-                target = t0 + (start - 0.5) / fps
-                container.seek(max(0, int(target / vs.time_base)), stream=vs, backward=True, any_frame=False)
-            yield from _resampled(path, container.decode(vs), fps, src_rate, total, t0, start)
+                t0 = self._first_time()
+                target = t0 + (start - 0.5) / self.fps
+                self.container.seek(max(0, int(target / self.vs.time_base)), stream=self.vs, backward=True,
+                                    any_frame=False)
+            elif self._t0 is not None:  # decoded before: back to the start
+                self.container.seek(0, stream=self.vs)
+            yield from _resampled(self.path, self.container.decode(self.vs), self.fps, self.src_rate, self.total,
+                                  t0, start)
         except av.FFmpegError as exc:
-            raise InputError(f"{path}: video data is corrupt ({error_reason(exc)})") from None
+            raise InputError(f"{self.path}: video data is corrupt ({error_reason(exc)})") from None
 
 
 def _resampled(path, decoded, fps: float, src_rate: float, total: int, t0: float | None,
@@ -146,6 +168,8 @@ class FrameReader:
         self.path, self.fps, self.window = Path(path), fps, window
         self.n = probe_video(path).n_frames(fps)
         self._kept: dict[int, np.ndarray] = {}
+        self._open = open_media(path)
+        self._video = _VideoStream(path, self._open.__enter__(), fps)
         self._stream: Iterator[np.ndarray] | None = None
         self._next = 0  # index the stream yields next
 
@@ -153,8 +177,10 @@ class FrameReader:
         return self.n
 
     def _restart(self, start: int) -> None:
-        self.close()
-        self._stream, self._next = iter_frames(self.path, self.fps, start), start
+        if self._stream is not None:
+            self._stream.close()
+        self._kept.clear()
+        self._stream, self._next = self._video.frames(start), start
 
     def __getitem__(self, i: int) -> np.ndarray:
         if not 0 <= i < self.n:
@@ -175,6 +201,9 @@ class FrameReader:
         if self._stream is not None:
             self._stream.close()
             self._stream = None
+        if self._open is not None:
+            self._open.__exit__(None, None, None)
+            self._open = None
 
     def __enter__(self) -> "FrameReader":
         return self

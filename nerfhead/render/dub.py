@@ -78,6 +78,7 @@ class VideoFace:
     """The presenter's face through a video: where the identity's crop lies in it and, per video
     frame, the landmarks in that crop's pixels, the head pose and the blink."""
 
+    size: tuple[int, int]  # (height, width) of the video's frames as decoded (display rotation applied)
     crop: CropBox
     intrinsics: Intrinsics  # of the crop: the identity's focal, the video's own image centre
     landmarks: np.ndarray  # (n, 478, 3) float32 crop pixels, NaN where no face
@@ -85,6 +86,7 @@ class VideoFace:
     blink: np.ndarray  # (n,) 0 open .. 1 closed
     shape_distance: float
     reprojection_px512: float
+    max_faces: int  # the most faces seen in one frame
 
     @property
     def found(self) -> np.ndarray:
@@ -130,8 +132,6 @@ def track_face(video: str | Path, fps: float, ident: Identity, intrinsics: Intri
     found = np.isfinite(raw[:, 0, 0])
     if not found.any():
         raise NoFaceError(f"no face found in {video} ({len(raw)} frames tracked)")
-    if faces > 1:
-        log.warning("%d faces visible in some frames of %s; dubbing the largest", faces, video)
     tracks = ident.tracks()
     crop = locate_crop(raw, size, tracks, out_size)
     lms = crop.to_output(raw).astype(np.float32)
@@ -144,7 +144,7 @@ def track_face(video: str | Path, fps: float, ident: Identity, intrinsics: Intri
     distance = shape_distance(canonical_shape(lms.astype(np.float64)), reference)
     poses = PoseTrack(np.nan_to_num(fit.rotation), np.nan_to_num(fit.translation))
     blink = np.nan_to_num(blink_strength(eye_ratio(lms.astype(np.float64)))).clip(0, 1).astype(np.float32)
-    return VideoFace(crop, k, lms, poses, blink, distance, fit.stats["reprojection_median_px512"])
+    return VideoFace(size, crop, k, lms, poses, blink, distance, fit.stats["reprojection_median_px512"], faces)
 
 
 def paste_lower_face(frame: np.ndarray, head: np.ndarray, crop: CropBox, landmarks: np.ndarray) -> np.ndarray:
@@ -222,6 +222,8 @@ def dub_video(name: str, video: str | Path, out: str | Path, audio: str | Path |
     if face.shape_distance > opts.shape_warning:
         warnings.append(f"the face in {video.name} is shaped unlike {name}'s (distance {face.shape_distance:.3f}, "
                         f"same presenter usually below {opts.shape_warning:.3f}): another person?")
+    if face.max_faces > 1:
+        warnings.append(f"{face.max_faces} faces visible in some frames of {video.name}; dubbing the largest")
     n_tracked = len(face.landmarks)
     order = np.arange(n_out) if n_out <= n_tracked else pingpong(np.ones(n_tracked, bool), n_out)
     passthrough = int((~face.found[order]).sum())
@@ -230,10 +232,11 @@ def dub_video(name: str, video: str | Path, out: str | Path, audio: str | Path |
     for w in warnings:
         log.warning(w)
     log.info("crop %dx%d at (%d, %d) of %dx%d; pose reprojection %.2f px at 512", face.crop.width,
-             face.crop.height, face.crop.x0, face.crop.y0, info.width, info.height, face.reprojection_px512)
+             face.crop.height, face.crop.x0, face.crop.y0, face.size[1], face.size[0], face.reprojection_px512)
     clock = AudioClock(audio_file, 0.0, AUDIO_RATE, fps)
     t0 = time.perf_counter()
-    with FrameReader(video, fps) as reader, VideoWriter(out, fps, (info.width, info.height), audio_rate=AUDIO_RATE,
+    size = (face.size[1], face.size[0])  # (width, height): the video's, as a player shows it
+    with FrameReader(video, fps) as reader, VideoWriter(out, fps, size, audio_rate=AUDIO_RATE,
                                                          crf=opts.crf) as writer, progress("dub", total=n_out) as bar:
         for j, (frame, _) in enumerate(dub_frames(renderer, feats, face, reader, order, fps)):
             writer.write(frame, clock.next_frame())
@@ -241,5 +244,5 @@ def dub_video(name: str, video: str | Path, out: str | Path, audio: str | Path |
             if (j + 1) % 5 == 0:
                 bar.update(description=f"dub ({(j + 1) / (time.perf_counter() - t0):.2f} fps)")
     seconds["render"] = time.perf_counter() - t0
-    return DubResult(out, n_out, passthrough, fps, (info.width, info.height), n_out / fps, n_out > n_tracked,
+    return DubResult(out, n_out, passthrough, fps, size, n_out / fps, n_out > n_tracked,
                      seconds, warnings)

@@ -61,3 +61,24 @@ def test_portrait_render_keeps_the_real_frame_outside_the_mask(trained_sample, s
     assert len(scores) == 25
     assert min(scores) >= 40.0, scores  # H.264 of the real frames costs about this much
     assert max(inside) < min(scores) - 5  # and the lower face is the avatar's, not the real one
+
+
+def test_render_defaults_to_portrait_and_to_full_where_only_full_can_render(trained_sample, sample_capture, tmp_path):
+    """`nerfhead render` without --composite keeps the capture's real frames (their upper half is
+    the capture frame replayed); --pose-from and --scale fall back to full mode."""
+    from typer.testing import CliRunner
+
+    from nerfhead.cli import app
+    from nerfhead.render.driven import default_composite
+
+    assert default_composite(None, 1.0) == "portrait"
+    assert default_composite("nodding.mp4", 1.0) == "full" and default_composite(None, 0.5) == "full"
+    ident = Identity.at(trained_sample.name, trained_sample.root.parent)
+    out = tmp_path / "default.mp4"
+    res = CliRunner().invoke(app, ["render", ident.name, "--audio", str(sample_capture), "--duration", "0.4",
+                                   "-o", str(out), "--root", str(ident.root.parent)])
+    assert res.exit_code == 0, res.output
+    idx = capture_frames(ident, 10, 0)
+    for j, frame in enumerate(iter_frames(out)):
+        real = read_rgb(ident.frame_path(int(idx[j])))
+        assert psnr(real[:200], frame[:200]) >= 40.0  # hair, eyes, background: the real frame

@@ -10,7 +10,7 @@ import pytest
 
 from nerfhead.errors import InputError
 from nerfhead.io.audio import load_audio
-from nerfhead.io.video import iter_frames, probe_video, write_video
+from nerfhead.io.video import FrameReader, iter_frames, probe_video, write_video
 
 
 def _coded(value: int) -> np.ndarray:
@@ -98,3 +98,21 @@ def test_audio_of_video_without_audio(tmp_path):
     path = write_video(tmp_path / "silent.mp4", [_coded(0)] * 10)
     with pytest.raises(InputError, match="no audio track"):
         load_audio(path)
+
+
+@pytest.mark.parametrize("fps", [25.0, 30.0])
+def test_frame_reader_any_order_equals_a_straight_decode(sample_capture, fps):
+    """Backwards, forwards, jumps: every frame is the one a straight decode gives (the shipped
+    sample, 25 fps, also read at 30 fps), with at most a window of frames kept."""
+    straight = list(iter_frames(sample_capture, fps))
+    n = len(straight)
+    order = list(range(n - 1, n - 80, -1)) + list(range(0, 40)) + [n // 2, 3, n - 1, n // 2 + 1]
+    with FrameReader(sample_capture, fps, window=16) as reader:
+        assert len(reader) == n
+        for i in order:
+            assert np.array_equal(reader[i], straight[i]), i
+            assert len(reader._kept) <= 16
+        with pytest.raises(IndexError):
+            reader[n]
+    starts = list(iter_frames(sample_capture, fps, start=n - 5))
+    assert len(starts) == 5 and all(np.array_equal(a, b) for a, b in zip(starts, straight[-5:]))
