@@ -206,8 +206,8 @@ def dub(
     for w in r.warnings:
         console.print(f"[yellow]warning:[/] {escape(w)}", highlight=False, soft_wrap=True)
     replay = ", video replayed forwards and backwards" if r.replayed else ""
-    console.print(f"[green]dubbed[/] {r.frames} frames ({r.audio_seconds:.2f} s at {r.fps:g} fps, {r.size[0]}x{r.size[1]}; "
-                  f"{r.frames - r.passthrough} re-rendered, {r.passthrough} without a face copied{replay}); tracking "
+    console.print(f"[green]dubbed[/] {r.frames} frames ({r.duration:.2f} s at {r.fps:g} fps, {r.size[0]}x{r.size[1]}; "
+                  f"{r.frames - r.passthrough} re-rendered, {r.passthrough} copied unchanged{replay}); tracking "
                   f"{r.seconds['tracking']:.1f} s, render {r.seconds['render']:.1f} s = {r.render_fps:.2f} frames/s "
                   f"-> {r.path}", highlight=False, soft_wrap=True)
 

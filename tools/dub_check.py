@@ -84,13 +84,15 @@ def child_dub(identity: str, root: str | None, video: Path, audio: Path, out: Pa
     cmd = [sys.executable, "-m", "nerfhead", "dub", identity, str(video), "--audio", str(audio), "-o", str(out)]
     if root:
         cmd += ["--root", root]
+    log = out.with_suffix(".log")
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=dict(os.environ, NERFHEAD_PROGRESS="0"), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
-    _, status, usage = os.wait4(proc.pid, 0)
+    with open(log, "wb") as sink:  # a file, not a pipe: a chatty child never blocks on it
+        proc = subprocess.Popen(cmd, env=dict(os.environ, NERFHEAD_PROGRESS="0"), stdout=sink,
+                                stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"dub failed:\n{proc.stdout.read().decode(errors='replace')}")
+        raise SystemExit(f"dub failed:\n{log.read_text(errors='replace')}")
     return usage.ru_maxrss / 1024, wall
 
 
@@ -134,7 +136,7 @@ def main() -> int:
         r = dub_video(args.identity, clip, dubbed, audio=args.audio, root=args.root)
         wall = time.perf_counter() - t0
         cout = probe_video(dubbed)
-        frames_out = sum(1 for _ in iter_frames(dubbed, cout.source_fps))
+        frames_out = cout.frames_in_header
         expected = int(round(feats.duration * cin.source_fps))
         keep = outside_mask_psnr(clip, dubbed, cin.source_fps)
         lms = measure_landmarks(iter_frames(dubbed, FPS))

@@ -11,7 +11,8 @@ import numpy as np
 from nerfhead.audio.articulation import articulation_track
 from nerfhead.audio.features import AudioFeatures
 from nerfhead.avatar.rest import silence_weights
-from nerfhead.dataset import Identity
+from nerfhead.audio.windows import n_video_frames
+from nerfhead.dataset import FPS, Identity
 
 
 @dataclass
@@ -27,10 +28,19 @@ class DrivingAudio:
         return len(self.windows)
 
     @classmethod
-    def of(cls, feats: AudioFeatures, n_frames: int | None = None) -> "DrivingAudio":
-        """The inputs of ``feats`` for ``n_frames`` video frames (default: all of the audio)."""
-        n = feats.n_video_frames if n_frames is None else n_frames
-        return cls(feats.windows_for(n), articulation_track(feats, n), silence_weights(feats.vad, n))
+    def of(cls, feats: AudioFeatures, n_frames: int | None = None, fps: float = FPS) -> "DrivingAudio":
+        """The inputs of ``feats`` for ``n_frames`` video frames (default: all of the audio) at ``fps``.
+        At another rate than the capture's, the windows are centred on each frame's own time and the
+        articulation and silence tracks (made at the capture's rate) are interpolated to it."""
+        if fps == FPS:
+            n = feats.n_video_frames if n_frames is None else n_frames
+            return cls(feats.windows_for(n), articulation_track(feats, n), silence_weights(feats.vad, n))
+        n = n_video_frames(feats.duration, fps) if n_frames is None else n_frames
+        base = cls.of(feats)
+        t = np.arange(n) * (FPS / fps)  # in frames of the capture's rate (held at the ends)
+        grid = np.arange(base.n_frames)
+        return cls(feats.windows_for(n, fps), np.interp(t, grid, base.articulation).astype(np.float32),
+                   np.interp(t, grid, base.silence).astype(np.float32))
 
     def permuted(self, frames: list[int], seed: int = 0) -> "DrivingAudio":
         """The same clip with the inputs of ``frames`` permuted among themselves (one derangement

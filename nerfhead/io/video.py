@@ -105,15 +105,21 @@ class _VideoStream:
         self.src_rate = float(self.vs.average_rate or self.vs.guessed_rate or fps)
         self.total = max(1, int(round(_duration(container, self.vs, self.src_rate) * fps)))
         self._t0: float | None = None
+        self._used = False  # decoded from before: a read from frame 0 must seek back
 
     def _first_time(self) -> float:
         if self._t0 is None:
-            self.container.seek(0, stream=self.vs)
-            first = next(self.container.decode(self.vs), None)
+            if self._used:
+                self.container.seek(0, stream=self.vs)
+            self._used = True
+            decoded = self.container.decode(self.vs)
+            first = next(decoded, None)
+            decoded.close()
             self._t0 = first.time if first is not None and first.time is not None else 0.0
         return self._t0
 
     def frames(self, start: int = 0) -> Iterator[np.ndarray]:
+        """Output frames ``start .. total - 1``."""
         try:
             t0 = None
             if start > 0:
@@ -121,8 +127,9 @@ class _VideoStream:
                 target = t0 + (start - 0.5) / self.fps
                 self.container.seek(max(0, int(target / self.vs.time_base)), stream=self.vs, backward=True,
                                     any_frame=False)
-            elif self._t0 is not None:  # decoded before: back to the start
+            elif self._used:  # decoded before: back to the start
                 self.container.seek(0, stream=self.vs)
+            self._used = True
             yield from _resampled(self.path, self.container.decode(self.vs), self.fps, self.src_rate, self.total,
                                   t0, start)
         except av.FFmpegError as exc:
@@ -166,12 +173,21 @@ class FrameReader:
 
     def __init__(self, path: str | Path, fps: float, window: int = 16) -> None:
         self.path, self.fps, self.window = Path(path), fps, window
-        self.n = probe_video(path).n_frames(fps)
         self._kept: dict[int, np.ndarray] = {}
-        self._open = open_media(path)
-        self._video = _VideoStream(path, self._open.__enter__(), fps)
         self._stream: Iterator[np.ndarray] | None = None
         self._next = 0  # index the stream yields next
+        self._open = open_media(path)
+        try:
+            self._video = _VideoStream(path, self._open.__enter__(), fps)
+        except BaseException:
+            self._open.__exit__(None, None, None)
+            raise
+        self.n = self._video.total
+
+    @property
+    def kept(self) -> int:
+        """How many decoded frames are held (at most ``window``)."""
+        return len(self._kept)
 
     def __len__(self) -> int:
         return self.n

@@ -68,7 +68,8 @@ class RenderResult:
 
 def default_composite(pose_from: str | None, scale: float) -> str:
     """The composite ``nerfhead render`` uses when none is asked for: portrait (it beat full mode on
-    every self-driven measure, docs/EVALUATION.md, and renders about 4x faster), except with a
+    every image measure of the self-driven test frames, LMD a draw, docs/EVALUATION.md, and renders
+    about 4x faster), except with a
     borrowed pose (``pose_from``: no real frame exists for it) or a draft ``scale``, which need full."""
     return "full" if pose_from or scale < 1.0 else "portrait"
 
@@ -129,12 +130,16 @@ class AvatarRenderer:
         self.ident = Identity.at(name, root)
         self.ident.manifest()
         self.avatar: Avatar = load_avatar(self.ident, checkpoint)
-        if torso and not self.avatar.has_torso:
-            raise InputError(f"{self.avatar.checkpoint} has no trained torso; render from the finished avatar "
-                             f"(`nerfhead train {name}` runs all stages)")
+        if torso:
+            self._need_torso()
         self.model = self.avatar.model
         self.plate = read_rgb(self.ident.background_path)
         self.height, self.width = self.plate.shape[:2]
+
+    def _need_torso(self) -> None:
+        if not self.avatar.has_torso:
+            raise InputError(f"{self.avatar.checkpoint} has no trained torso; render from the finished avatar "
+                             f"(`nerfhead train {self.ident.name}` runs all stages) or with --composite portrait")
 
     # --- inputs ------------------------------------------------------------------------
     def features(self, audio: str | Path | None = None, text: str | None = None, voice: str | None = None,
@@ -170,6 +175,8 @@ class AvatarRenderer:
         if opts.composite == "portrait":
             yield from self._portrait_frames(feats, opts, first, n)
             return
+        if torso:
+            self._need_torso()
         poses = self.poses(n, opts) if poses is None else poses
         if eye is None:
             eye = blink_track(n, FPS, per_minute=opts.blinks_per_minute, seed=opts.seed).astype(np.float32)
@@ -244,7 +251,8 @@ def render_video(name: str, out: str | Path, audio: str | Path | None = None, te
                  root: str | Path | None = None, checkpoint: str | Path | None = None) -> RenderResult:
     """Render identity ``name`` saying ``audio`` (any file PyAV reads) or ``text`` (espeak-ng)."""
     check_output(out)
-    renderer = AvatarRenderer(name, root, checkpoint)
+    opts = opts or RenderOptions()
+    renderer = AvatarRenderer(name, root, checkpoint, torso=opts.composite != "portrait")
     feats, audio_file = renderer.features(audio, text, voice, rate)
     return renderer.render(feats, audio_file, out, opts)
 
@@ -273,7 +281,8 @@ def render_batch(name: str, audio_dir: str | Path, out_dir: str | Path, opts: Re
     files = audio_files(audio_dir)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    renderer = AvatarRenderer(name, root, checkpoint)
+    opts = opts or RenderOptions()
+    renderer = AvatarRenderer(name, root, checkpoint, torso=opts.composite != "portrait")
     items = []
     for k, path in enumerate(files):
         try:

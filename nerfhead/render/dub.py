@@ -27,12 +27,13 @@ import numpy as np
 
 from nerfhead.audio.features import AudioFeatures
 from nerfhead.avatar.drive import DrivingAudio
-from nerfhead.avatar.portrait import box_of, colour_matched, composite, lower_face_mask, skin_ring
+from nerfhead.audio.windows import n_video_frames
+from nerfhead.avatar.portrait import LOWER_FACE, box_of, colour_matched, composite, lower_face_mask, skin_ring
 from nerfhead.avatar.sequence import PoseTrack, conditioned_frames, render_lower_face
 from nerfhead.capture.crop import CropBox
 from nerfhead.capture.eyes import blink_strength, eye_ratio
 from nerfhead.capture.landmarks import track_video
-from nerfhead.capture.pose import PoseFit, canonical_shape, fit_poses_to_camera, shape_distance
+from nerfhead.capture.pose import PoseConfig, PoseFit, canonical_shape, fit_poses_to_camera, shape_distance
 from nerfhead.dataset import FPS, Identity
 from nerfhead.errors import InputError, NoFaceError
 from nerfhead.field.rays import Intrinsics
@@ -45,7 +46,7 @@ log = get_logger(__name__)
 
 #: a video face whose shape is farther than this from the identity's (RMS, in eye spans, after a
 #: similarity fit) gets a warning. Measured on the development media (docs/EVALUATION.md): the
-#: same presenter in another part of the video 0.004-0.005, other people 0.021-0.036.
+#: same presenter in another part of the video 0.0035-0.005, other people 0.021-0.036.
 SHAPE_WARNING = 0.012
 
 
@@ -60,10 +61,10 @@ class DubOptions:
 class DubResult:
     path: Path
     frames: int
-    passthrough: int  # frames without a face, copied unchanged
+    passthrough: int  # frames copied unchanged (no face, or the face outside the identity's crop)
     fps: float  # the video's frame rate (kept)
-    size: tuple[int, int]  # (width, height), the video's (kept)
-    audio_seconds: float
+    size: tuple[int, int]  # (width, height) as encoded: the video's (odd sides padded by a pixel for H.264)
+    duration: float  # seconds of video written (frames / fps)
     replayed: bool  # the video was replayed to cover the audio
     seconds: dict[str, float] = field(default_factory=dict)  # tracking, render
     warnings: list[str] = field(default_factory=list)
@@ -82,6 +83,7 @@ class VideoFace:
     crop: CropBox
     intrinsics: Intrinsics  # of the crop: the identity's focal, the video's own image centre
     landmarks: np.ndarray  # (n, 478, 3) float32 crop pixels, NaN where no face
+    inside: np.ndarray  # (n,) bool: a face whose lower face lies inside the crop (what can be dubbed)
     poses: PoseTrack
     blink: np.ndarray  # (n,) 0 open .. 1 closed
     shape_distance: float
@@ -92,107 +94,116 @@ class VideoFace:
     def found(self) -> np.ndarray:
         return np.isfinite(self.landmarks[:, 0, 0])
 
-    def source_landmarks(self, i: int) -> np.ndarray:
-        """Frame ``i``'s landmarks in the video's pixels."""
-        out = self.landmarks[i].astype(np.float64)
-        out[:, :2] = out[:, :2] / self.crop.scale + (self.crop.x0, self.crop.y0)
-        return out
 
-
-def _capture_face(tracks: dict[str, np.ndarray]) -> tuple[float, np.ndarray]:
-    """The capture's median face height (forehead to chin) and face centre, in its frames' pixels."""
-    lms = tracks["landmarks"][np.asarray(tracks["face_found"], bool)].astype(np.float64)
+def face_size(landmarks: np.ndarray) -> tuple[float, np.ndarray]:
+    """The median face height (the landmarks' vertical extent) and face centre (x, y) over the
+    frames of (n, 478, 2+) pixel landmarks that hold a face."""
+    lms = np.asarray(landmarks, np.float64)
+    lms = lms[np.isfinite(lms[:, 0, 0])]
     return float(np.median(np.ptp(lms[:, :, 1], axis=1))), np.median(np.median(lms[:, :, :2], axis=1), axis=0)
 
 
-def locate_crop(landmarks: np.ndarray, frame_size: tuple[int, int], tracks: dict[str, np.ndarray],
+def locate_crop(landmarks: np.ndarray, frame_size: tuple[int, int], capture_landmarks: np.ndarray,
                 out_size: tuple[int, int]) -> CropBox:
-    """The identity's crop in a video: the box whose resized image shows the video's face at the
-    capture frames' median face size and place; clipped to the video (a face near the video's edge
-    sits off its usual place; the camera model follows the crop)."""
+    """The identity's crop in a video: the box whose resized image shows the video's face (its
+    (n, 478, 2+) pixel ``landmarks``) at the size and place the capture's frames show it (their
+    ``capture_landmarks``); clipped to the video (a face near the video's edge sits off its usual
+    place; the camera model follows the crop)."""
     h, w = frame_size
-    cap_height, cap_centre = _capture_face(tracks)
-    found = landmarks[np.isfinite(landmarks[:, 0, 0])].astype(np.float64)
-    height = float(np.median(np.ptp(found[:, :, 1], axis=1)))
-    centre = np.median(np.median(found[:, :, :2], axis=1), axis=0)
+    cap_height, cap_centre = face_size(capture_landmarks)
+    height, centre = face_size(landmarks)
     per = height / cap_height  # video pixels per crop pixel
     out_w, out_h = out_size
     side_w, side_h = out_w * per, out_h * per
     fit = min(1.0, w / side_w, h / side_h)  # the video is smaller than the crop: the largest that fits
-    side_w, side_h = int(round(side_w * fit)), int(round(side_h * fit))
+    side_w, side_h = max(1, int(round(side_w * fit))), max(1, int(round(side_h * fit)))
     x0 = int(np.clip(round(centre[0] - cap_centre[0] * side_w / out_w), 0, w - side_w))
     y0 = int(np.clip(round(centre[1] - cap_centre[1] * side_h / out_h), 0, h - side_h))
     return CropBox(x0, y0, side_w, side_h, out_w, out_h)
+
+
+def lower_face_inside(landmarks: np.ndarray, out_size: tuple[int, int]) -> np.ndarray:
+    """(n,) bool: the lower face's outline of (n, 478, 2+) crop-pixel landmarks lies inside the
+    crop (a face that walked out of it would be cut off at the crop's edge)."""
+    outline = np.asarray(landmarks, np.float64)[:, list(LOWER_FACE), :2]
+    w, h = out_size
+    with np.errstate(invalid="ignore"):
+        return ((outline >= 0) & (outline < (w, h))).all(axis=(1, 2))
 
 
 def track_face(video: str | Path, fps: float, ident: Identity, intrinsics: Intrinsics, out_size: tuple[int, int],
                count: int) -> VideoFace:
     """Track the first ``count`` frames of ``video`` and fit their poses (:class:`VideoFace`)."""
     raw, size, faces = track_video(video, fps, "tracking", count=count)
-    found = np.isfinite(raw[:, 0, 0])
-    if not found.any():
+    if not np.isfinite(raw[:, 0, 0]).any():
         raise NoFaceError(f"no face found in {video} ({len(raw)} frames tracked)")
     tracks = ident.tracks()
-    crop = locate_crop(raw, size, tracks, out_size)
-    lms = crop.to_output(raw).astype(np.float32)
+    crop = locate_crop(raw, size, tracks["landmarks"], out_size)
+    lms = crop.to_output(raw)  # float64, crop pixels
     del raw
     principal = tuple(crop.to_output(np.array([size[1] / 2.0, size[0] / 2.0])).tolist())
     k = Intrinsics(intrinsics.fx, intrinsics.fy, principal[0], principal[1])
     shape = np.asarray(tracks["canonical_shape"], np.float64)
-    fit: PoseFit = fit_poses_to_camera(lms, shape, k.fx, principal, out_scale=out_size[0] / 512.0)
+    # the smoothness term penalises second differences per frame: the same smoothing per second
+    # at another frame rate needs the weight scaled by the fourth power of the rate
+    cfg = PoseConfig()
+    cfg.smooth_weight *= (fps / FPS) ** 4
+    fit: PoseFit = fit_poses_to_camera(lms, shape, k.fx, principal, cfg, out_scale=out_size[0] / 512.0)
     reference = canonical_shape(np.asarray(tracks["landmarks"], np.float64))
-    distance = shape_distance(canonical_shape(lms.astype(np.float64)), reference)
+    distance = shape_distance(canonical_shape(lms), reference)
     poses = PoseTrack(np.nan_to_num(fit.rotation), np.nan_to_num(fit.translation))
-    blink = np.nan_to_num(blink_strength(eye_ratio(lms.astype(np.float64)))).clip(0, 1).astype(np.float32)
-    return VideoFace(size, crop, k, lms, poses, blink, distance, fit.stats["reprojection_median_px512"], faces)
+    blink = np.nan_to_num(blink_strength(eye_ratio(lms))).clip(0, 1).astype(np.float32)
+    return VideoFace(size, crop, k, lms.astype(np.float32), lower_face_inside(lms, out_size), poses, blink, distance,
+                     fit.stats["reprojection_median_px512"], faces)
 
 
-def paste_lower_face(frame: np.ndarray, head: np.ndarray, crop: CropBox, landmarks: np.ndarray) -> np.ndarray:
+def paste_lower_face(frame: np.ndarray, head: np.ndarray, crop: CropBox, landmarks: np.ndarray,
+                     mask: np.ndarray | None = None) -> np.ndarray:
     """``frame`` (the video's pixels) with the lower face of ``head`` (the crop's render, colour-
     matched) scaled to the crop's source pixels and blended in by the feathered lower-face mask
-    of ``landmarks`` (video pixels). Pixels outside the mask are the frame's own."""
-    local = landmarks.copy()
-    local[:, 0] -= crop.x0
-    local[:, 1] -= crop.y0
-    mask = lower_face_mask(local, (crop.height, crop.width))
-    ys, xs = np.nonzero(mask > 0)
+    of ``landmarks`` (the crop's pixels; ``mask``: that mask when the crop is not scaled). Pixels
+    outside the mask are the frame's own."""
+    if mask is None or mask.shape != (crop.height, crop.width):
+        local = np.asarray(landmarks, np.float64).copy()
+        local[:, :2] /= crop.scale  # crop pixels -> the crop's source pixels, from its corner
+        mask = lower_face_mask(local, (crop.height, crop.width))
     out = frame.copy()
-    if len(ys) == 0:
+    box = box_of(mask > 0)
+    if box is None:
         return out
+    rows, cols = box
     if head.shape[:2] != (crop.height, crop.width):
         interp = cv2.INTER_AREA if head.shape[0] > crop.height else cv2.INTER_CUBIC
         head = cv2.resize(head, (crop.width, crop.height), interpolation=interp)
-    # blend on the box around the mask only (most of a large frame stays as it is)
-    r0, r1, c0, c1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    rows, cols = slice(crop.y0 + r0, crop.y0 + r1), slice(crop.x0 + c0, crop.x0 + c1)
-    out[rows, cols] = composite(frame[rows, cols], head[r0:r1, c0:c1], mask[r0:r1, c0:c1])
+    src = (slice(crop.y0 + rows.start, crop.y0 + rows.stop), slice(crop.x0 + cols.start, crop.x0 + cols.stop))
+    out[src] = composite(frame[src], head[rows, cols], mask[rows, cols])
     return out
 
 
 def dub_frames(renderer: AvatarRenderer, feats: AudioFeatures, face: VideoFace, reader: FrameReader,
-               order: np.ndarray, fps: float) -> Iterator[tuple[np.ndarray, bool]]:
-    """(output frame, whether it was synthesized) for the video frames ``order``, the j-th
-    speaking the audio at time j / fps."""
+               order: np.ndarray, fps: float) -> Iterator[np.ndarray]:
+    """The output frames for the video frames ``order``, the j-th speaking the audio at time j / fps
+    (frames whose face cannot be dubbed pass through)."""
     avatar = renderer.avatar
-    n_audio = feats.n_video_frames
-    audio_frames = np.minimum(np.round(np.arange(len(order)) * FPS / fps).astype(np.int64), n_audio - 1)
     c2w = face.poses.camera_to_head.astype(np.float32)
-    found = face.found
-    for j, cond in conditioned_frames(avatar, DrivingAudio.of(feats), audio_frames, face.blink[order]):
+    dubbed = face.found & face.inside
+    audio = DrivingAudio.of(feats, len(order), fps)
+    for j, cond in conditioned_frames(avatar, audio, np.arange(len(order)), face.blink[order]):
         i = int(order[j])
         frame = reader[i]
-        if not found[i]:
-            yield frame, False
+        if not dubbed[i]:
+            yield frame
             continue
         crop_img = face.crop.apply(frame)
         lms = face.landmarks[i]
         mask = lower_face_mask(lms, crop_img.shape)
         ring = skin_ring(mask, lms)
-        head = render_lower_face(avatar, c2w[i], face.intrinsics, crop_img, (mask > 0) | ring, cond)
-        box = box_of((mask > 0) | ring)
+        marched = (mask > 0) | ring
+        head = render_lower_face(avatar, c2w[i], face.intrinsics, crop_img, marched, cond)
+        box = box_of(marched)
         if box is not None:
             head[box] = colour_matched(head[box], crop_img[box], ring[box])
-        yield paste_lower_face(frame, head, face.crop, face.source_landmarks(i)), True
+        yield paste_lower_face(frame, head, face.crop, lms, mask)
 
 
 def dub_video(name: str, video: str | Path, out: str | Path, audio: str | Path | None = None,
@@ -208,7 +219,7 @@ def dub_video(name: str, video: str | Path, out: str | Path, audio: str | Path |
     n_video = info.n_frames(fps)
     renderer = AvatarRenderer(name, root, checkpoint, torso=False)
     feats, audio_file = renderer.features(audio, text, voice, rate)
-    n_out = max(1, int(round(feats.duration * fps)))
+    n_out = n_video_frames(feats.duration, fps)
     if n_out > n_video and not opts.loop:
         raise InputError(f"the audio ({feats.duration:.2f} s) is longer than the video ({n_video / fps:.2f} s); "
                          "without --no-loop the video replays forwards and backwards")
@@ -226,9 +237,14 @@ def dub_video(name: str, video: str | Path, out: str | Path, audio: str | Path |
         warnings.append(f"{face.max_faces} faces visible in some frames of {video.name}; dubbing the largest")
     n_tracked = len(face.landmarks)
     order = np.arange(n_out) if n_out <= n_tracked else pingpong(np.ones(n_tracked, bool), n_out)
-    passthrough = int((~face.found[order]).sum())
-    if passthrough:
-        warnings.append(f"no face in {passthrough} of {n_out} output frames: copied unchanged")
+    no_face = int((~face.found[order]).sum())
+    outside = int((face.found & ~face.inside)[order].sum())
+    passthrough = no_face + outside
+    if no_face:
+        warnings.append(f"no face in {no_face} of {n_out} output frames: copied unchanged")
+    if outside:
+        warnings.append(f"the lower face leaves the identity's crop in {outside} of {n_out} output frames "
+                        "(the presenter moved far from the take's usual place): copied unchanged")
     for w in warnings:
         log.warning(w)
     log.info("crop %dx%d at (%d, %d) of %dx%d; pose reprojection %.2f px at 512", face.crop.width,
@@ -238,11 +254,12 @@ def dub_video(name: str, video: str | Path, out: str | Path, audio: str | Path |
     size = (face.size[1], face.size[0])  # (width, height): the video's, as a player shows it
     with FrameReader(video, fps) as reader, VideoWriter(out, fps, size, audio_rate=AUDIO_RATE,
                                                          crf=opts.crf) as writer, progress("dub", total=n_out) as bar:
-        for j, (frame, _) in enumerate(dub_frames(renderer, feats, face, reader, order, fps)):
+        for j, frame in enumerate(dub_frames(renderer, feats, face, reader, order, fps)):
             writer.write(frame, clock.next_frame())
             bar.advance()
             if (j + 1) % 5 == 0:
                 bar.update(description=f"dub ({(j + 1) / (time.perf_counter() - t0):.2f} fps)")
     seconds["render"] = time.perf_counter() - t0
+    size = (size[0] + size[0] % 2, size[1] + size[1] % 2)  # as encoded (H.264 4:2:0 needs even sides)
     return DubResult(out, n_out, passthrough, fps, size, n_out / fps, n_out > n_tracked,
                      seconds, warnings)

@@ -57,8 +57,6 @@ def test_seam_and_flicker_of_portrait_style_composites(sample_identity):
     itself = held.score("itself", blended(lambda i: 0))
     offset = held.score("offset", blended(lambda i: np.array([40, 25, -30])))
     flicker = held.score("flicker", blended(lambda i: np.array([12, 8, -10]) * (-1) ** i))
-    for s in (itself, offset, flicker):
-        print("\n" + s.row())
     assert itself.seam == pytest.approx(1.0, abs=1e-6) and itself.flicker == pytest.approx(1.0, abs=1e-6)
     assert itself.mouth_stlpips < 1e-3
     assert offset.seam > 1.1 and 0.9 < offset.flicker < 1.2  # measured 1.14, 1.05 (the mask moves a little)

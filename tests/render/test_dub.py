@@ -18,7 +18,7 @@ from nerfhead.cli import app
 from nerfhead.io.audio import load_audio
 from nerfhead.io.video import FrameReader, iter_frames, probe_video, write_video
 from nerfhead.quality import psnr
-from nerfhead.render.dub import dub_video
+from nerfhead.render.dub import dub_video, locate_crop, lower_face_inside
 
 
 def _wav(path, seconds, rate=16000):
@@ -87,10 +87,14 @@ def test_dub_a_30fps_pillarboxed_take_with_longer_audio(trained_sample, sample_c
     frames = list(iter_frames(out, 30.0))
     assert len(frames) == 90
     assert abs(info.audio_duration - 3.0) <= 0.05, info
-    # outside the mask: the video's own pixels, forwards (frame 10) and replayed backwards (frame 70 = 50)
+    # outside the mask: the video's own pixels, forwards (frames 10, 40) and replayed backwards
+    # (output frame 70 shows source frame 48: 59 forwards, then 58, 57, ...)
     assert min(_outside_mask_psnr(clip, out, 30.0, [10, 40])) >= 40.0
-    with FrameReader(clip, 30.0) as src:
-        assert psnr(src[48], frames[70]) > psnr(src[10], frames[70]) + 5, "frame 70 replays source frame 48"
+    with FrameReader(clip, 30.0) as src, FaceMeshTracker(video=False) as tracker:
+        real = src[48]
+        keep = cv2.erode((lower_face_mask(tracker(real), real.shape) == 0).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+        assert psnr(real[keep][None], frames[70][keep][None]) >= 40.0
+        assert psnr(src[48], frames[70]) > psnr(src[10], frames[70]) + 5
     # inside the mask something changed (the lower face is rendered)
     with FaceMeshTracker(video=False) as tracker, FrameReader(clip, 30.0) as src:
         real = src[10]
@@ -99,14 +103,45 @@ def test_dub_a_30fps_pillarboxed_take_with_longer_audio(trained_sample, sample_c
 
 
 def test_frames_without_a_face_pass_through(trained_sample, sample_capture, tmp_path):
-    clip = _clip(sample_capture, tmp_path / "take.mp4", 1.0, blank={5, 6, 7})
+    """A 20-frame take with 3 faceless frames and audio of 1.6 s (40 frames): forwards, then
+    backwards from frame 18; the faceless frames pass through both ways, counted."""
+    clip = _clip(sample_capture, tmp_path / "take.mp4", 0.8, blank={5, 6, 7})
     out = tmp_path / "dubbed.mp4"
-    r = dub_video(trained_sample.name, clip, out, audio=_wav(tmp_path / "new.wav", 1.0),
+    r = dub_video(trained_sample.name, clip, out, audio=_wav(tmp_path / "new.wav", 1.6),
                   root=trained_sample.root.parent)
-    assert r.frames == 25 and r.passthrough == 3
-    assert any("no face in 3 of 25" in w for w in r.warnings)
+    assert r.frames == 40 and r.replayed and r.passthrough == 6  # frames 5-7 forwards and 7-5 backwards
+    assert any("no face in 6 of 40" in w for w in r.warnings)
     dubbed = list(iter_frames(out))
-    assert np.abs(dubbed[6].astype(int) - 128).mean() < 1.0  # the grey frame, unchanged
+    assert len(dubbed) == 40
+    for j in (6, 32):  # source frame 6 forwards; backwards 19 + (19 - 6) - 1 = 32 (18, 17, ... from 20)
+        assert np.abs(dubbed[j].astype(int) - 128).mean() < 1.0  # the grey frame, unchanged
+
+
+def _face(cx, cy, height, n=5):
+    """Landmarks of a face ``height`` px tall centred at (cx, cy): the 478 points spread evenly
+    over a box (so their median is its centre and their extent its height)."""
+    pts = np.zeros((n, 478, 3))
+    spread = np.linspace(-0.5, 0.5, 478)
+    pts[..., 0] = cx + 0.8 * height * spread[::-1]
+    pts[..., 1] = cy + height * spread
+    return pts
+
+
+def test_locate_crop_keeps_the_capture_face_size_and_stays_inside_the_video():
+    capture = _face(256, 215, 170)  # a 512 px capture: face 170 px tall, centred at (256, 215)
+    crop = locate_crop(_face(960, 450, 340), (1080, 1920), capture, (512, 512))  # twice the size
+    assert (crop.width, crop.height) == (1024, 1024) and crop.scale == 0.5
+    assert (crop.x0, crop.y0) == (960 - 512, 450 - 430)
+    assert locate_crop(_face(960, 500, 340), (1080, 1920), capture, (512, 512)).y0 == 1080 - 1024  # clipped
+    # near the left edge: clipped into the video, the face off its usual place
+    crop = locate_crop(_face(100, 500, 340), (1080, 1920), capture, (512, 512))
+    assert crop.x0 == 0 and crop.width == 1024
+    # a video smaller than the crop would be: the largest square that fits
+    crop = locate_crop(_face(200, 150, 200), (300, 400), capture, (512, 512))
+    assert crop.height == 300 and crop.width == 300 and 0 <= crop.x0 <= 100 and crop.y0 == 0
+    # the lower face leaving the crop is found
+    lms = np.stack([_face(256, 215, 170, 1)[0], _face(256, 500, 170, 1)[0]])
+    assert lower_face_inside(lms, (512, 512)).tolist() == [True, False]
 
 
 def test_another_persons_video_gets_a_warning(trained_sample, shared_data, tmp_path):
@@ -142,7 +177,7 @@ def test_bad_input_to_dub_is_one_line(case, trained_sample, sample_capture, tmp_
     audio = _wav(tmp_path / "ok.wav", 1.0)
     video = _clip(sample_capture, tmp_path / "take.mp4", 1.0)
     out = tmp_path / "out.mp4"
-    expect = {"no face": "no face found", "audio missing": "audio file not found", "audio corrupt": "cannot read",
+    expect = {"no face": "no face found", "audio missing": "audio file not found", "audio corrupt": "audio",
               "output not writable": "cannot write", "image": "still image", "text file as video": "cannot read"}[case]
     if case == "no face":
         video = write_video(tmp_path / "noface.mp4", (np.full((240, 320, 3), 90, np.uint8) for _ in range(25)),
@@ -151,7 +186,7 @@ def test_bad_input_to_dub_is_one_line(case, trained_sample, sample_capture, tmp_
         audio = tmp_path / "nope.wav"
     elif case == "audio corrupt":
         audio = tmp_path / "bad.wav"
-        audio.write_bytes(os.urandom(5000))
+        audio.write_bytes(np.random.default_rng(1).integers(0, 256, 5000, np.uint8).tobytes())
     elif case == "output not writable":
         out = _unwritable_dir(tmp_path) / "out.mp4"
     elif case == "image":
