@@ -22,6 +22,7 @@ from nerfhead.eval import report as page
 from nerfhead.eval.curves import plot_training_curves, stage_throughput
 from nerfhead.eval.lipsync import LipSyncScores, lipsync_scores
 from nerfhead.eval.selfdriven import SelfDrivenRun, SelfDrivenScores, run_selfdriven
+from nerfhead.eval.regions import REGIONS
 from nerfhead.eval.strips import mouth_strip
 from nerfhead.eval.temporal import temporal_stability
 from nerfhead.io.files import write_atomic
@@ -110,6 +111,10 @@ def _pictures(ident: Identity, run: SelfDrivenRun, data, cross: list[LipSyncScor
             k: [np.nan if v is None else v for v in s.per_frame_psnr] for k, s in sd.scores.items()}),
         "pose.png": page.plot_pose(run.test, euler_degrees(data.rotation[run.test].numpy().astype(np.float64))),
     }
+    maps = {k: run.error_maps[k] for k in ("ours", "portrait") if k in run.error_maps}
+    if maps and run.regions is not None:
+        pics["error_maps.png"] = page.plot_error_maps({("full" if k == "ours" else k): m for k, m in maps.items()},
+                                                      run.regions, REGIONS)
     series = [(s.name, s.opening, s.loudness) for s in own + cross]
     if series:
         pics["mouth_vs_audio.png"] = page.plot_mouth_vs_audio(series, "mouth opening (red) and loudness (grey)")

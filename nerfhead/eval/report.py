@@ -103,6 +103,21 @@ def plot_pose(frames: Sequence[int], euler_deg: np.ndarray) -> bytes:
     return _png(fig)
 
 
+def plot_error_maps(maps: dict[str, np.ndarray], regions: np.ndarray, names: Sequence[str]) -> bytes:
+    """Heat maps of the mean absolute error per pixel (0-255) of each source in ``maps``, with the
+    outlines of one real test frame's ``regions`` (named ``names``) drawn over them."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(maps), figsize=(4.2 * len(maps), 4.4), constrained_layout=True, squeeze=False)
+    vmax = max(float(np.percentile(m, 99.5)) for m in maps.values()) or 1.0
+    for ax, (name, m) in zip(axes[0], maps.items()):
+        im = ax.imshow(m, cmap="magma", vmin=0, vmax=vmax)
+        ax.contour(regions, levels=np.arange(len(names)) + 0.5, colors="white", linewidths=0.5, alpha=0.7)
+        ax.set_title(f"{name}: mean |error|", fontsize=9)
+        ax.axis("off")
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="0-255")
+    return _png(fig)
+
+
 def fmt(v) -> str:
     if v is None:
         return "-"
@@ -184,6 +199,8 @@ _SELF_COLUMNS = [("name", "source"), ("psnr", "PSNR"), ("ssim", "SSIM"), ("face_
                  ("face_ssim", "face SSIM"), ("lmd", "LMD (px@512)"), ("mouth_corr", "mouth corr"),
                  ("mouth_psnr", "mouth PSNR"), ("mouth_ssim", "mouth SSIM"), ("mouth_stlpips", "mouth ST-LPIPS"),
                  ("seam", "seam (x real)"), ("flicker", "lower-face flicker (x real)")]
+_REGION_COLUMNS = [("name", "source"), ("face", "face"), ("hair", "hair"), ("neck_collar", "neck and collar"),
+                   ("torso", "torso"), ("background", "background")]
 _LIP_COLUMNS = [("name", "audio"), ("loudness_corr", "opening~loudness r"), ("lag", "lag (frames)"),
                 ("bilabial_margin", "/p b m/ margin"), ("closed_at_bilabial", "closed at /p b m/"),
                 ("closed_at_vowels", "closed at vowels"), ("n_bilabial", "n /p b m/"),
@@ -223,6 +240,13 @@ def protocol_page(report: dict, pictures: dict[str, bytes], curves: Path | None)
          + img_tag(pictures["frames_strip.png"], "real test frames, portrait and full renders")
          + img_tag(pictures["per_frame_psnr.png"], "per-frame PSNR")
          + img_tag(pictures["pose.png"], "head pose of the test frames")),
+        ("Where the error is", html_table([{"name": k, **v.get("regions", {})} for k, v in sd["scores"].items()],
+                                          _REGION_COLUMNS, highlight="ours")
+         + '<p class="note">PSNR on each region of the real test frames: face (hull of the landmarks), hair '
+           '(head label outside it), neck and collar (below the chin, half a face height deep, the jaw\'s width '
+           'and a quarter more on each side), torso and background (the rest of their labels). A seam under the '
+           'chin or a torso of the wrong colour shows as a low neck/collar or torso PSNR against the face\'s.</p>'
+         + (img_tag(pictures["error_maps.png"], "mean error per pixel") if "error_maps.png" in pictures else "")),
         ("Does audio drive the mouth?", html_table([dict(ours)] + checks, _SELF_COLUMNS, highlight="ours")
          + '<p class="note">The same frames rendered with the test audio shuffled among the frames, and with '
            'silence: a model that listens gets a worse LMD with them.</p>'

@@ -42,8 +42,9 @@ from nerfhead.avatar.portrait import lower_face_mask
 from nerfhead.avatar.sequence import PoseTrack, pose_backdrop, render_frames, render_portrait_frames
 from nerfhead.dataset import FPS, Identity, mouth_opening
 from nerfhead.eval.metrics import edge_strength, face_box, lmd, measure_landmarks, mouth_box, pearson, seam_band
+from nerfhead.eval.regions import REGIONS, frame_regions, mean_error_map, region_psnr
 from nerfhead.eval.temporal import mean_change
-from nerfhead.io.images import read_rgb
+from nerfhead.io.images import read_labels, read_rgb
 from nerfhead.log import progress
 from nerfhead.perceptual import st_lpips
 from nerfhead.quality import psnr, ssim
@@ -73,17 +74,20 @@ class SelfDrivenScores:
     mouth_stlpips: float = NAN  # ST-LPIPS of the mouth box resized to MOUTH_PATCH (lower is better)
     seam: float = NAN  # edge strength on the portrait seam band over the real frames' (1 = no added edge)
     flicker: float = NAN  # frame-to-frame change in the lower-face mask over the real frames' (1 = as steady)
+    regions: dict = field(default_factory=dict)  # PSNR on face, hair, neck and collar, torso, background
     per_frame_psnr: list = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     def row(self) -> str:
-        """Two lines: the whole frame, face box and lips; then the mouth box, seam and flicker."""
+        """Three lines: the whole frame, face box and lips; the mouth box, seam and flicker; PSNR by region."""
+        regions = "  ".join(f"{k.replace('_', '/')} {v:5.2f}" for k, v in self.regions.items())
         return (f"{self.name:<12} PSNR {self.psnr:5.2f}  SSIM {self.ssim:.3f}  face PSNR {self.face_psnr:5.2f}  "
                 f"face SSIM {self.face_ssim:.3f}  LMD {self.lmd:4.2f}  mouth corr {self.mouth_corr:+.2f}\n"
                 f"{'':<12} mouth PSNR {self.mouth_psnr:5.2f}  SSIM {self.mouth_ssim:.3f}  "
-                f"ST-LPIPS {self.mouth_stlpips:.3f}  seam {self.seam:.2f}  flicker {self.flicker:.2f} (x real)")
+                f"ST-LPIPS {self.mouth_stlpips:.3f}  seam {self.seam:.2f}  flicker {self.flicker:.2f} (x real)"
+                + (f"\n{'':<12} PSNR by region: {regions}" if regions else ""))
 
 
 class HeldOutFrames:
@@ -114,6 +118,10 @@ class HeldOutFrames:
         self.contiguous = self.indices == list(range(first, first + len(self.indices)))
         self.real_flicker = mean_change(self.frames, self.lower_face) if self.contiguous else NAN
         self.measured: dict[str, np.ndarray] = {}  # landmarks of each scored source's frames, by name
+        # face, hair, neck and collar, torso, background of each real frame (labels and landmarks)
+        tracked = ident.tracks()["landmarks"][self.indices]
+        self.regions = [frame_regions(read_labels(ident.mask_path(i)), lms) for i, lms in zip(self.indices, tracked)]
+        self.error_maps: dict[str, np.ndarray] = {}  # mean absolute error per pixel of each scored source
 
     def score(self, name: str, source: FrameSource) -> SelfDrivenScores:
         preds = [source(i) for i in self.indices]
@@ -126,6 +134,8 @@ class HeldOutFrames:
         patches = [mouth_patch(f, box) for f, box in zip(preds, self.mouth_boxes) if box is not None]
         edges = np.array([edge_strength(f, band) for f, band in zip(preds, self.seam_bands)])
         flicker = mean_change(preds, self.lower_face) if self.contiguous else NAN
+        by_region = [region_psnr(r, f, reg) for r, f, reg in zip(self.frames, preds, self.regions)]
+        self.error_maps[name] = mean_error_map(self.frames, preds)
         return SelfDrivenScores(
             name=name,
             psnr=_mean_psnr(p), ssim=float(np.mean(s)),
@@ -137,6 +147,7 @@ class HeldOutFrames:
             mouth_stlpips=_mean(list(st_lpips(self.mouth_patches, patches))),
             seam=_ratio(edges, self.real_edges),
             flicker=flicker / self.real_flicker if self.real_flicker > 0 else NAN,
+            regions={k: _region_mean([d[k] for d in by_region]) for k in REGIONS},
             per_frame_psnr=[round(v, 3) if np.isfinite(v) else None for v in p],
         )
 
@@ -159,6 +170,12 @@ def _mean(values: list[float]) -> float:
 def _mean_psnr(values: list[float]) -> float:
     finite = [v for v in values if np.isfinite(v)]
     return float(np.mean(finite)) if finite else float("inf")
+
+
+def _region_mean(values: list[float]) -> float:
+    """Mean PSNR over the frames where the region exists (NaN: in none)."""
+    present = [v for v in values if not np.isnan(v)]
+    return _mean_psnr(present) if present else NAN
 
 
 def _ratio(scored: np.ndarray, real: np.ndarray) -> float:
@@ -292,6 +309,8 @@ class SelfDrivenRun:
     silent: dict[int, np.ndarray]
     real_landmarks: np.ndarray
     ours_landmarks: np.ndarray
+    error_maps: dict[str, np.ndarray] = field(default_factory=dict)  # mean |error| per pixel, by source
+    regions: np.ndarray | None = None  # the regions of the middle test frame (for drawing)
 
 
 def run_selfdriven(ident: Identity, avatar: Avatar, data: TrainingData,
@@ -329,4 +348,5 @@ def run_selfdriven(ident: Identity, avatar: Avatar, data: TrainingData,
     seconds["audio_check"] = time.perf_counter() - t0
     report = SelfDrivenReport(ident.name, str(avatar.checkpoint), avatar.stage, avatar.step, len(test), scores,
                               audio_check, list(scores["ours"].per_frame_psnr), seconds)
-    return SelfDrivenRun(report, test, held.frames, ours, portrait, silent, held.landmarks, held.measured["ours"])
+    return SelfDrivenRun(report, test, held.frames, ours, portrait, silent, held.landmarks, held.measured["ours"],
+                         held.error_maps, held.regions[len(held.regions) // 2] if held.regions else None)
