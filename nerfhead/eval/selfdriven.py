@@ -46,7 +46,7 @@ from nerfhead.eval.regions import REGIONS, frame_regions, mean_error_map, region
 from nerfhead.eval.temporal import mean_change
 from nerfhead.io.images import read_labels, read_rgb
 from nerfhead.log import progress
-from nerfhead.perceptual import st_lpips
+from nerfhead.perceptual import st_lpips, stlpips_model
 from nerfhead.quality import psnr, ssim
 from nerfhead.train.data import TrainingData
 
@@ -109,6 +109,7 @@ class HeldOutFrames:
         self.face_boxes = [face_box(lms, shape) if ok else None for lms, ok in zip(self.landmarks, found)]
         self.mouth_boxes = [mouth_box(lms, shape) if ok else None for lms, ok in zip(self.landmarks, found)]
         self.mouth_patches = [mouth_patch(f, box) for f, box in zip(self.frames, self.mouth_boxes) if box is not None]
+        stlpips_model()  # loaded now: a missing weights package fails before any frame is rendered
         # the blend mask of the portrait render: from the tracked landmarks it composites with
         blends = [lower_face_mask(lms, shape) for lms in ident.tracks()["landmarks"][self.indices]]
         self.lower_face = [b > 0 for b in blends]
