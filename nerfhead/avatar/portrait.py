@@ -95,13 +95,13 @@ def box_of(region: np.ndarray) -> tuple[slice, slice] | None:
     return slice(int(ys.min()), int(ys.max()) + 1), slice(int(xs.min()), int(xs.max()) + 1)
 
 
-def blend(real: np.ndarray, rendered: np.ndarray, mask: np.ndarray, ring: np.ndarray) -> np.ndarray:
-    """The portrait frame: ``rendered`` colour-matched to ``real`` on ``ring`` and blended into it
-    by ``mask``; only the box around mask and ring is touched."""
+def blend_lower_face(real: np.ndarray, head: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The portrait frame: ``head`` (colour-matched) blended into ``real`` by ``mask``; only the
+    box around the mask is touched."""
     out = real.copy()
-    box = box_of((mask > 0) | ring)
+    box = box_of(mask > 0)
     if box is not None:
-        out[box] = composite(real[box], colour_matched(rendered[box], real[box], ring[box]), mask[box])
+        out[box] = composite(real[box], head[box], mask[box])
     return out
 
 

@@ -16,7 +16,7 @@ from nerfhead.avatar.conditions import frame_conditions
 from nerfhead.avatar.drive import DrivingAudio
 from nerfhead.avatar.frame import render_frame, torso_backdrop
 from nerfhead.avatar.load import Avatar
-from nerfhead.avatar.portrait import blend, lower_face_mask, skin_ring
+from nerfhead.avatar.portrait import blend_lower_face, box_of, colour_matched, lower_face_mask, skin_ring
 from nerfhead.field.rays import Intrinsics
 from nerfhead.field.renderer import RayConditions
 
@@ -117,15 +117,21 @@ def render_portrait_frames(avatar: Avatar, audio: DrivingAudio, frames: Sequence
     with torch.no_grad():
         for f, cond in conditioned_frames(avatar, audio, frames, eye, None, closed_code, chunk_frames):
             back = real(f)
-            mask = lower_face_mask(landmarks[f], back.shape)
-            ring = skin_ring(mask, landmarks[f])
-            head = render_lower_face(avatar, c2w[f], model.intrinsics, back, (mask > 0) | ring, cond)
-            yield blend(back, head, mask, ring)
+            head, mask = render_lower_face(avatar, c2w[f], model.intrinsics, back, landmarks[f], cond)
+            yield blend_lower_face(back, head, mask)
 
 
-def render_lower_face(avatar: Avatar, c2w: np.ndarray, k: Intrinsics, real: np.ndarray, pixels: np.ndarray,
-                      cond: RayConditions) -> np.ndarray:
-    """The head field rendered from camera ``c2w`` (intrinsics ``k``) on the ``pixels`` (H, W)
-    bool of the real frame ``real`` (H, W, 3), the real frame elsewhere: the lower face and the
-    ring of skin around it of a portrait frame, before its colour match and blend."""
-    return render_frame(avatar.model, c2w, k, real, cond, avatar.sampling, pixels=pixels).rgb
+def render_lower_face(avatar: Avatar, c2w: np.ndarray, k: Intrinsics, real: np.ndarray, landmarks: np.ndarray,
+                      cond: RayConditions) -> tuple[np.ndarray, np.ndarray]:
+    """The lower face of a portrait frame: the head field rendered from camera ``c2w`` (intrinsics
+    ``k``) on the lower face of the real frame ``real`` (H, W, 3) with pixel ``landmarks`` and on
+    the ring of skin around it, colour-matched to the real skin there (the real frame elsewhere);
+    and the feathered blend mask (H, W) it goes in with."""
+    mask = lower_face_mask(landmarks, real.shape)
+    ring = skin_ring(mask, landmarks)
+    marched = (mask > 0) | ring
+    head = render_frame(avatar.model, c2w, k, real, cond, avatar.sampling, pixels=marched).rgb
+    box = box_of(marched)
+    if box is not None:
+        head[box] = colour_matched(head[box], real[box], ring[box])
+    return head, mask

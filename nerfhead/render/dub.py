@@ -28,7 +28,7 @@ import numpy as np
 from nerfhead.audio.features import AudioFeatures
 from nerfhead.avatar.drive import DrivingAudio
 from nerfhead.audio.windows import n_video_frames
-from nerfhead.avatar.portrait import LOWER_FACE, box_of, colour_matched, composite, lower_face_mask, skin_ring
+from nerfhead.avatar.portrait import LOWER_FACE, box_of, composite, lower_face_mask
 from nerfhead.avatar.sequence import PoseTrack, conditioned_frames, render_lower_face
 from nerfhead.capture.crop import CropBox
 from nerfhead.capture.eyes import blink_strength, eye_ratio
@@ -194,15 +194,8 @@ def dub_frames(renderer: AvatarRenderer, feats: AudioFeatures, face: VideoFace, 
         if not dubbed[i]:
             yield frame
             continue
-        crop_img = face.crop.apply(frame)
         lms = face.landmarks[i]
-        mask = lower_face_mask(lms, crop_img.shape)
-        ring = skin_ring(mask, lms)
-        marched = (mask > 0) | ring
-        head = render_lower_face(avatar, c2w[i], face.intrinsics, crop_img, marched, cond)
-        box = box_of(marched)
-        if box is not None:
-            head[box] = colour_matched(head[box], crop_img[box], ring[box])
+        head, mask = render_lower_face(avatar, c2w[i], face.intrinsics, face.crop.apply(frame), lms, cond)
         yield paste_lower_face(frame, head, face.crop, lms, mask)
 
 
