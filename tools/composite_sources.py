@@ -8,7 +8,11 @@ them) it prints the head field's mean opacity on each region of the real frame
 (nerfhead/eval/regions.py: face, neck and collar outside the head label, torso, background), and
 PSNR on the neck/collar band and on the torso of the torso field alone (over the plate) beside the
 full composite (head over it): where the composite scores no better than the torso field alone, the
-error is the torso field's.
+error is the torso field's. For the torso field it adds its mean alpha on the pixels labelled torso
+and background (a torso alpha well below 1 mixes the plate into the clothes: a white shirt renders
+grey), and (``--fit-code``) PSNR with a frame code fitted to each held-out frame's real pixels: an
+upper bound no render has, which tells torso motion the pose does not predict from a field that
+cannot draw the clothes.
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ import numpy as np
 import torch
 
 from nerfhead.avatar.drive import capture_audio
-from nerfhead.avatar.frame import render_frame
+from nerfhead.avatar.frame import render_frame, torso_backdrop
 from nerfhead.avatar.load import load_avatar
 from nerfhead.avatar.sequence import PoseTrack, conditioned_frames, pose_backdrop
-from nerfhead.dataset import HEAD, Identity
+from nerfhead.dataset import BACKGROUND, HEAD, TORSO, Identity
+from nerfhead.field.torso import pixel_coords
 from nerfhead.eval.regions import REGIONS, frame_regions
 from nerfhead.io.images import read_labels, read_rgb
 from nerfhead.quality import psnr
@@ -33,6 +38,7 @@ def main() -> None:
     ap.add_argument("--identity", default="cnn")
     ap.add_argument("--root", default=None)
     ap.add_argument("--frames", type=int, default=25)
+    ap.add_argument("--fit-code", action="store_true", help="also fit a torso code to each frame (slower)")
     args = ap.parse_args()
     ident = Identity.at(args.identity, args.root)
     avatar = load_avatar(ident)
@@ -60,12 +66,53 @@ def main() -> None:
             for name, where in (("face", regions == REGIONS.index("face")), ("neck/collar", neck), ("torso", torso),
                                 ("background", regions == REGIONS.index("background"))):
                 add(f"head opacity on {name}", float(full.opacity[where].mean()))
+            alpha = torso_alpha(model, poses.rotation[j], poses.translation[j])
+            add("torso alpha on torso label", float(alpha.detach().numpy()[labels == TORSO].mean()))
+            add("torso alpha on background label", float(alpha.detach().numpy()[labels == BACKGROUND].mean()))
+            fitted = fitted_code_frame(model, poses, j, plate, real, neck | torso) if args.fit_code else None
             for name, where in (("neck/collar", neck), ("torso", torso)):
                 add(f"PSNR {name}: torso field alone", psnr(real, torso_only, where))
                 add(f"PSNR {name}: full composite", psnr(real, full.rgb, where))
+                if fitted is not None:
+                    add(f"PSNR {name}: torso alone, fitted code", psnr(real, fitted, where))
     print(f"{ident.name}: {len(test)} test frames, checkpoint {avatar.checkpoint}")
     for key, values in rows.items():
         print(f"  {key:<40} {np.mean(values):8.4f}")
+
+
+def torso_alpha(model, rotation: np.ndarray, translation: np.ndarray, code: torch.Tensor | None = None) -> torch.Tensor:
+    """(H, W) the torso field's alpha on every pixel for one head pose (default: the neutral code)."""
+    torso = model.torso
+    pose = torso.anchor_positions(torch.from_numpy(rotation.astype(np.float32))[None],
+                                  torch.from_numpy(translation.astype(np.float32))[None], model.intrinsics)
+    h, w = model.meta.image_size
+    ys, xs = np.mgrid[0:h, 0:w]
+    xy = pixel_coords(torch.from_numpy(np.stack([xs.ravel(), ys.ravel()], 1)), h, w)
+    return torso.for_frame(pose, torso.neutral_code(1) if code is None else code)(xy)[1].reshape(h, w)
+
+
+def fitted_code_frame(model, poses: PoseTrack, j: int, plate: np.ndarray, real: np.ndarray, where: np.ndarray,
+                      steps: int = 60) -> np.ndarray:
+    """The torso field over the plate with a frame code fitted (Adam) to ``real`` on ``where``."""
+    torso = model.torso
+    pose = torso.anchor_positions(torch.from_numpy(poses.rotation[j].astype(np.float32))[None],
+                                  torch.from_numpy(poses.translation[j].astype(np.float32))[None], model.intrinsics)
+    h, w = model.meta.image_size
+    ys, xs = np.nonzero(where)
+    xy = pixel_coords(torch.from_numpy(np.stack([xs, ys], 1)), h, w)
+    target = torch.from_numpy(real[ys, xs].astype(np.float32) / 255)
+    behind = torch.from_numpy(plate[ys, xs].astype(np.float32) / 255)
+    code = torso.neutral_code(1).detach().clone().requires_grad_(True)
+    opt = torch.optim.Adam([code], lr=0.05)
+    with torch.enable_grad():
+        for _ in range(steps):
+            rgb, a = torso.for_frame(pose, code)(xy)
+            loss = ((rgb * a[:, None] + behind * (1 - a[:, None]) - target) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return torso_backdrop(model, torch.from_numpy(poses.rotation[j].astype(np.float32)),
+                          torch.from_numpy(poses.translation[j].astype(np.float32)), plate, code=code.detach())
 
 
 if __name__ == "__main__":

@@ -69,9 +69,18 @@ class TalkingHeadModel(nn.Module):
     def from_checkpoint(cls, payload: dict) -> "TalkingHeadModel":
         config = dict(payload["model_config"])
         config.setdefault("mouth", False)  # written before the mouth input existed
+        torso = dict(config.get("torso", {}))
+        torso.setdefault("pose_frequencies", torso.get("frequencies", 4))  # written before it had its own count
+        config["torso"] = torso
         model = cls(from_dict(ModelConfig, config), ModelMeta(**payload["model_meta"]))
         model.load_state_dict(payload["model"])
         return model
+
+    def use_torso(self, cfg: TorsoFieldConfig) -> None:
+        """Replace the torso field by a new, untrained one with settings ``cfg``."""
+        device = next(self.parameters()).device
+        self.cfg = replace(self.cfg, torso=cfg)
+        self.torso = TorsoField(cfg, self.meta.n_frames, tuple(self.meta.image_size)).to(device)
 
     def checkpoint_fields(self) -> dict:
         return {"model": self.state_dict(), "model_config": asdict(self.cfg), "model_meta": self.meta.as_dict()}

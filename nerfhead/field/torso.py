@@ -34,7 +34,8 @@ def _torso_grid() -> HashGridConfig:
 @dataclass
 class TorsoFieldConfig:
     encoding: HashGridConfig = field(default_factory=_torso_grid)
-    frequencies: int = 4  # sin/cos frequencies for pixel and anchor coordinates
+    frequencies: int = 4  # sin/cos frequencies for pixel coordinates
+    pose_frequencies: int = 4  # and for the anchors' image positions
     hidden: int = 64
     code_dim: int = 8
     max_offset: float = 0.1  # deformation, as a fraction of the image
@@ -61,7 +62,7 @@ class TorsoField(nn.Module):
         # anchors in the head frame (metres): chin-ish and two points either side, below the face
         self.anchors = nn.Parameter(torch.tensor([[0.0, 0.1, 0.02], [-0.08, 0.12, 0.05], [0.08, 0.12, 0.05]]))
         enc_xy = 2 * (1 + 2 * cfg.frequencies)
-        enc_pose = 6 * (1 + 2 * cfg.frequencies)
+        enc_pose = 6 * (1 + 2 * cfg.pose_frequencies)
         self.deform = mlp(enc_xy + enc_pose + cfg.code_dim, cfg.hidden, 2, 3)
         nn.init.zeros_(self.deform[-1].weight)
         nn.init.zeros_(self.deform[-1].bias)
@@ -86,7 +87,7 @@ class TorsoField(nn.Module):
         """``xy`` (P, 2) pixel coordinates in [0, 1]; ``pose`` (P, 6) anchor positions; ``code``
         (P, code_dim) -> (rgb (P, 3), alpha (P,))."""
         n = self.cfg.frequencies
-        pose_enc = frequency_encode(pose, n)
+        pose_enc = frequency_encode(pose, self.cfg.pose_frequencies)
         offset = torch.tanh(self.deform(torch.cat([frequency_encode(xy, n), pose_enc, code], -1))) * self.cfg.max_offset
         feat = self.grid((xy + offset).clamp(0.0, 1.0))
         out = self.color(torch.cat([feat, pose_enc, code], -1))
@@ -98,7 +99,7 @@ class TorsoField(nn.Module):
         what is the same for all pixels (the encoded anchors and the code) is folded once into the
         biases of both MLPs' first layers, so each pixel only carries its own coordinates."""
         n = self.cfg.frequencies
-        const = torch.cat([frequency_encode(pose.reshape(1, 6), n), code.reshape(1, -1)], -1)[0]
+        const = torch.cat([frequency_encode(pose.reshape(1, 6), self.cfg.pose_frequencies), code.reshape(1, -1)], -1)[0]
 
         def fold(net: nn.Sequential, own: int) -> tuple[torch.Tensor, torch.Tensor]:
             first = net[0]

@@ -39,13 +39,19 @@ class RaySampler:
     """Draw :class:`RayBatch` es from an identity's frames.
 
     ``head_fraction`` of the rays fall on the mask of label ``focus`` (the head by default; the
-    torso stage focuses on the torso), the rest uniformly in that region's bounding rectangle
-    grown by ``margin`` pixels, so the field sees its silhouette.
+    torso stage focuses on the torso), ``uniform_fraction`` anywhere in the frame, the rest
+    uniformly in that region's bounding rectangle grown by ``margin`` pixels, so the field sees its
+    silhouette. The uniform share keeps every pixel of the frame under the loss: without it the head
+    field grew opaque floaters over the collar, below the head's rectangle but inside its box, and
+    the torso field's alpha drifted to 0.5 on the background far from the torso.
     """
 
     def __init__(self, store: FrameStore, camera_to_head: np.ndarray, k: Intrinsics, frames: list[int],
                  rays: int = 4096, frames_per_batch: int = 4, head_fraction: float = 0.75, margin: int = 24,
-                 seed: int = 0, focus: int = HEAD) -> None:
+                 seed: int = 0, focus: int = HEAD, uniform_fraction: float = 0.0) -> None:
+        if head_fraction < 0 or uniform_fraction < 0 or head_fraction + uniform_fraction > 1:
+            raise ValueError(f"ray fractions {head_fraction} (on the region) and {uniform_fraction} (anywhere) "
+                             "must be >= 0 and sum to at most 1")
         if not frames:
             raise ValueError("no frames to sample rays from")
         self.store, self.k = store, k
@@ -53,6 +59,7 @@ class RaySampler:
         self.frames = np.asarray(frames)
         self.rays, self.frames_per_batch = rays, frames_per_batch
         self.head_fraction, self.margin, self.focus = head_fraction, margin, focus
+        self.uniform_fraction = uniform_fraction
         self.rng = np.random.default_rng(seed)
         self.background = store.background
 
@@ -72,12 +79,15 @@ class RaySampler:
         if len(xs) == 0:  # nothing of that label in this frame's mask: uniform
             return np.stack([self.rng.integers(0, w, n), self.rng.integers(0, h, n)], 1)
         n_head = int(round(n * self.head_fraction))
+        n_any = min(n - n_head, int(round(n * self.uniform_fraction)))
+        n_around = n - n_head - n_any
         pick = self.rng.integers(0, len(xs), n_head)
         on_head = np.stack([xs[pick], ys[pick]], 1)
         x0, x1 = max(0, xs.min() - self.margin), min(w, xs.max() + self.margin + 1)
         y0, y1 = max(0, ys.min() - self.margin), min(h, ys.max() + self.margin + 1)
-        around = np.stack([self.rng.integers(x0, x1, n - n_head), self.rng.integers(y0, y1, n - n_head)], 1)
-        return np.concatenate([on_head, around])
+        around = np.stack([self.rng.integers(x0, x1, n_around), self.rng.integers(y0, y1, n_around)], 1)
+        anywhere = np.stack([self.rng.integers(0, w, n_any), self.rng.integers(0, h, n_any)], 1)
+        return np.concatenate([on_head, around, anywhere])
 
     def rect(self, i: int, x0: int, y0: int, x1: int, y1: int) -> RayBatch:
         """Every pixel of the rectangle [x0, x1) x [y0, y1) of frame ``i``, row by row."""

@@ -62,9 +62,10 @@ class TrainingData:
         return x0, y0, min(x0 + size, w), min(y0 + size, h)
 
     def sampler(self, rays: int, frames_per_batch: int, head_fraction: float, seed: int,
-                focus: int = HEAD) -> RaySampler:
+                focus: int = HEAD, uniform_fraction: float = 0.0) -> RaySampler:
         return RaySampler(self.store, self.camera_to_head, self.intrinsics, self.train_frames, rays=rays,
-                          frames_per_batch=frames_per_batch, head_fraction=head_fraction, seed=seed, focus=focus)
+                          frames_per_batch=frames_per_batch, head_fraction=head_fraction, seed=seed, focus=focus,
+                          uniform_fraction=uniform_fraction)
 
 
 def load_training_data(ident: Identity) -> TrainingData:

@@ -28,6 +28,7 @@ class HeadStageConfig:
     rays: int = 4096
     frames_per_batch: int = 4
     head_fraction: float = 0.75
+    uniform_fraction: float = 0.1  # rays anywhere in the frame: no floaters where the box reaches past the head's rectangle
     lr_encoding: float = 1e-2
     lr_net: float = 1e-3
     lr_final_ratio: float = 0.5  # exponential decay to this fraction of the start rate
@@ -85,7 +86,8 @@ class HeadStage:
         self.windows = data.windows.to(self.device)
         self.blink = data.blink.to(self.device)
         self.mouth = data.mouth.to(self.device)  # teacher forcing: the tracked opening of each frame
-        self.sampler = data.sampler(cfg.rays, cfg.frames_per_batch, cfg.head_fraction, seed)
+        self.sampler = data.sampler(cfg.rays, cfg.frames_per_batch, cfg.head_fraction, seed,
+                                    uniform_fraction=cfg.uniform_fraction)
         self.optimizer = two_rate_adam(model, model.field.encoding, cfg.lr_encoding, cfg.lr_net)
         self.generator = torch.Generator().manual_seed(seed + 1)
         self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]

@@ -113,7 +113,12 @@ def _start_model(name: str, ident: Identity, cfg: TrainConfig, data: TrainingDat
     if not payload.get("finished"):
         raise IdentityError(f"the {STAGES[i - 1]} stage of '{ident.name}' is not finished (step {payload['step']}); "
                             f"run `nerfhead train {ident.name}` to finish it first")
-    return TalkingHeadModel.from_checkpoint(payload)
+    model = TalkingHeadModel.from_checkpoint(payload)
+    if name == "torso":
+        # the torso is trained from scratch in its stage: built here from this config's model.torso,
+        # so a preset's torso settings apply to an avatar whose head was trained earlier
+        model.use_torso(cfg.model.torso)
+    return model
 
 
 def stage_payload(name: str, model: TalkingHeadModel, stage, step: int, steps: int, cfg: TrainConfig,

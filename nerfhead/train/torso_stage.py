@@ -1,11 +1,17 @@
 """The torso stage: fit the 2D torso field with the head frozen.
 
-Rays are drawn mostly on the torso mask (and around it, so the field learns where the torso
-ends). Each pixel is composited exactly as a render is made, with the frozen head in front:
+Rays are drawn mostly on the torso mask, around it (so the field learns where the torso ends)
+and anywhere in the frame (so its alpha is 0 on all of the background). Each pixel is composited exactly as a render is made, with the frozen head in front:
 ``head + (1 - head alpha) * (torso * torso alpha + plate * (1 - torso alpha))``, so the torso
 fills whatever the head leaves open at the neck and collar (no gap, no second chin) and the
-two fields meet without a seam. A small term pushes the torso's alpha to zero on pixels the
-segmentation calls background.
+two fields meet without a seam.
+
+The torso's alpha is taught by the segmentation (binary cross-entropy: 1 on pixels labelled
+torso, 0 on background; head pixels are left free, the head covers them). Photometric loss alone
+leaves alpha undetermined wherever the colour can be mixed from the field and the plate: the
+field settled at alpha 0.86 on the torso, so a white shirt over a darker plate could not reach
+white (it rendered grey), and on a moving backdrop it painted the wall instead. The mask term
+fixes both with one setting for static and moving backdrops.
 """
 
 from __future__ import annotations
@@ -30,10 +36,11 @@ class TorsoStageConfig:
     rays: int = 4096
     frames_per_batch: int = 4
     torso_fraction: float = 0.7
+    uniform_fraction: float = 0.15  # rays anywhere in the frame (the alpha must be 0 on all the background)
     lr_encoding: float = 1e-2
     lr_net: float = 1e-3
     lr_final_ratio: float = 0.3
-    background_alpha_weight: float = 1e-2  # torso alpha on background pixels (configs/cpu.yaml: 0.3, for moving backdrops)
+    mask_weight: float = 0.1  # binary cross-entropy of the torso's alpha against the torso/background labels
 
 
 def composite(head_rgb: torch.Tensor, head_alpha: torch.Tensor, torso_rgb: torch.Tensor, torso_alpha: torch.Tensor,
@@ -48,7 +55,8 @@ class TorsoStage:
                  head_sampling: SamplingConfig, seed: int = 0) -> None:
         self.model, self.data, self.cfg, self.head_sampling = model, data, cfg, head_sampling
         self.device = next(model.parameters()).device
-        self.sampler = data.sampler(cfg.rays, cfg.frames_per_batch, cfg.torso_fraction, seed, focus=TORSO)
+        self.sampler = data.sampler(cfg.rays, cfg.frames_per_batch, cfg.torso_fraction, seed, focus=TORSO,
+                                    uniform_fraction=cfg.uniform_fraction)
         for p in model.parameters():
             p.requires_grad_(False)
         torso = model.torso
@@ -91,9 +99,11 @@ class TorsoStage:
         rgb = composite(head_rgb, head_alpha, t_rgb, t_alpha, plate)
         mse = torch.mean((rgb - batch.target) ** 2)
         loss = mse
-        bg = batch.label == BACKGROUND
-        if cfg.background_alpha_weight > 0 and bg.any():
-            loss = loss + cfg.background_alpha_weight * t_alpha[bg].mean()
+        labelled = (batch.label == TORSO) | (batch.label == BACKGROUND)
+        if cfg.mask_weight > 0 and labelled.any():
+            target = (batch.label[labelled] == TORSO).to(t_alpha.dtype)
+            alpha = t_alpha[labelled].clamp(1e-5, 1 - 1e-5)
+            loss = loss + cfg.mask_weight * torch.nn.functional.binary_cross_entropy(alpha, target)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from nerfhead.dataset import HEAD, TORSO
@@ -38,3 +39,27 @@ def test_rect_covers_every_pixel_in_order(sample_identity, tmp_path):
     assert len(b) == 40
     img = (b.target.numpy().reshape(4, 10, 3) * 255).round().astype(np.uint8)
     assert np.array_equal(img, sampler.store.frames[10][200:204, 100:110])
+
+
+def test_uniform_share_reaches_the_whole_frame(sample_identity, tmp_path):
+    """Rays outside the head's rectangle: what keeps the head field off the collar and the torso
+    field's alpha at 0 on all of the background."""
+    plain = _sampler(sample_identity, tmp_path, rays=4096, seed=1)
+    spread = _sampler(sample_identity, tmp_path, rays=4096, seed=1, uniform_fraction=0.2)
+    h, w = plain.store.labels[0].shape
+
+    def outside(b):
+        far = np.zeros(len(b), bool)
+        for f in torch.unique(b.frame).tolist():
+            ys, xs = np.nonzero(plain.store.labels[f] == HEAD)
+            sel = (b.frame == f).numpy()
+            x, y = b.xy[sel, 0].numpy(), b.xy[sel, 1].numpy()
+            far[sel] = (x < xs.min() - 24) | (x > xs.max() + 24) | (y < ys.min() - 24) | (y > ys.max() + 24)
+        return far.mean()
+
+    assert outside(plain.sample()) == 0.0
+    share = outside(spread.sample())
+    assert 0.03 < share < 0.2, share  # a part of the 20 % drawn anywhere lands off the head's rectangle
+    assert (spread.sample().label == HEAD).float().mean() > 0.7  # still mostly on the head
+    with pytest.raises(ValueError, match="fractions"):
+        _sampler(sample_identity, tmp_path, head_fraction=0.9, uniform_fraction=0.2)

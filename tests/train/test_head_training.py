@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from nerfhead.dataset import Identity
+from nerfhead.dataset import BACKGROUND, TORSO, Identity
 from nerfhead.errors import IdentityError
 from nerfhead.train.data import load_training_data
 from nerfhead.train.preview import head_psnr, write_preview
 from nerfhead.avatar.checkpoint import load_checkpoint, save_checkpoint
 from nerfhead.avatar.load import checkpoint_path, load_avatar
+from nerfhead.field.torso import pixel_coords
 from nerfhead.train.run import TrainConfig, new_model, resume_stage, stage_payload, train_stage
 
 STEPS = 400
@@ -72,13 +73,31 @@ def test_torso_stage_improves_the_composited_frame(trained):
     head_only = load_avatar(ident, checkpoint_path(ident, "lips"))
     frames = data.test_frames[:2]
     before = np.mean(write_preview(head_only, data, ident.root / "before.png", n=2, torso=True))
+    cfg.model.torso.hidden = 48  # the torso field is built from this config's model.torso at its stage's start
     report = train_stage("torso", ident, cfg, data)
     assert report.result.finished and checkpoint_path(ident, "torso").is_file()
     avatar = load_avatar(ident, checkpoint_path(ident, "torso"))
     model = avatar.model
+    assert model.cfg.torso.hidden == 48 and model.torso.color[0].out_features == 48
     # the head is frozen in the torso stage
     for (name, a), b in zip(head_only.model.field.state_dict().items(), model.field.state_dict().values()):
         assert torch.equal(a, b), name
     after = np.mean(write_preview(avatar, data, ident.root / "after.png", n=2))
     assert after > before + 2.0, (before, after)
-    assert len(frames) == 2
+    # the torso's alpha follows the segmentation on a held-out frame: opaque on the torso (a white
+    # shirt over a darker plate renders white, not grey) and clear on all of the background
+    f = int(frames[0])
+    alpha, labels = _torso_alpha(model, data, f), data.store.labels[f]
+    assert alpha[labels == TORSO].mean() > 0.9, alpha[labels == TORSO].mean()
+    assert alpha[labels == BACKGROUND].mean() < 0.1, alpha[labels == BACKGROUND].mean()
+
+
+def _torso_alpha(model, data, f: int) -> np.ndarray:
+    """(H, W) the torso field's alpha on every pixel of frame ``f`` (its pose, the neutral code)."""
+    torso = model.torso
+    pose = torso.anchor_positions(data.rotation[f:f + 1], data.translation[f:f + 1], model.intrinsics)
+    h, w = model.meta.image_size
+    ys, xs = np.mgrid[0:h, 0:w]
+    xy = pixel_coords(torch.from_numpy(np.stack([xs.ravel(), ys.ravel()], 1)), h, w)
+    with torch.no_grad():
+        return torso.for_frame(pose, torso.neutral_code(1))(xy)[1].reshape(h, w).numpy()
