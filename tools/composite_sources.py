@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from nerfhead.avatar.drive import capture_audio
-from nerfhead.avatar.frame import render_frame, torso_backdrop
+from nerfhead.avatar.frame import render_frame, torso_alpha, torso_backdrop
 from nerfhead.avatar.load import load_avatar
 from nerfhead.avatar.sequence import PoseTrack, conditioned_frames, pose_backdrop
 from nerfhead.dataset import BACKGROUND, HEAD, TORSO, Identity
@@ -66,9 +66,9 @@ def main() -> None:
             for name, where in (("face", regions == REGIONS.index("face")), ("neck/collar", neck), ("torso", torso),
                                 ("background", regions == REGIONS.index("background"))):
                 add(f"head opacity on {name}", float(full.opacity[where].mean()))
-            alpha = torso_alpha(model, poses.rotation[j], poses.translation[j])
-            add("torso alpha on torso label", float(alpha.detach().numpy()[labels == TORSO].mean()))
-            add("torso alpha on background label", float(alpha.detach().numpy()[labels == BACKGROUND].mean()))
+            alpha = torso_alpha(model, *pose_tensors(poses, j)).numpy()
+            add("torso alpha on torso label", float(alpha[labels == TORSO].mean()))
+            add("torso alpha on background label", float(alpha[labels == BACKGROUND].mean()))
             fitted = fitted_code_frame(model, poses, j, plate, real, neck | torso) if args.fit_code else None
             for name, where in (("neck/collar", neck), ("torso", torso)):
                 add(f"PSNR {name}: torso field alone", psnr(real, torso_only, where))
@@ -80,23 +80,17 @@ def main() -> None:
         print(f"  {key:<40} {np.mean(values):8.4f}")
 
 
-def torso_alpha(model, rotation: np.ndarray, translation: np.ndarray, code: torch.Tensor | None = None) -> torch.Tensor:
-    """(H, W) the torso field's alpha on every pixel for one head pose (default: the neutral code)."""
-    torso = model.torso
-    pose = torso.anchor_positions(torch.from_numpy(rotation.astype(np.float32))[None],
-                                  torch.from_numpy(translation.astype(np.float32))[None], model.intrinsics)
-    h, w = model.meta.image_size
-    ys, xs = np.mgrid[0:h, 0:w]
-    xy = pixel_coords(torch.from_numpy(np.stack([xs.ravel(), ys.ravel()], 1)), h, w)
-    return torso.for_frame(pose, torso.neutral_code(1) if code is None else code)(xy)[1].reshape(h, w)
+def pose_tensors(poses: PoseTrack, j: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return (torch.from_numpy(poses.rotation[j].astype(np.float32)),
+            torch.from_numpy(poses.translation[j].astype(np.float32)))
 
 
 def fitted_code_frame(model, poses: PoseTrack, j: int, plate: np.ndarray, real: np.ndarray, where: np.ndarray,
                       steps: int = 60) -> np.ndarray:
     """The torso field over the plate with a frame code fitted (Adam) to ``real`` on ``where``."""
     torso = model.torso
-    pose = torso.anchor_positions(torch.from_numpy(poses.rotation[j].astype(np.float32))[None],
-                                  torch.from_numpy(poses.translation[j].astype(np.float32))[None], model.intrinsics)
+    rotation, translation = pose_tensors(poses, j)
+    pose = torso.anchor_positions(rotation[None], translation[None], model.intrinsics)
     h, w = model.meta.image_size
     ys, xs = np.nonzero(where)
     xy = pixel_coords(torch.from_numpy(np.stack([xs, ys], 1)), h, w)
@@ -111,8 +105,7 @@ def fitted_code_frame(model, poses: PoseTrack, j: int, plate: np.ndarray, real: 
             opt.zero_grad()
             loss.backward()
             opt.step()
-    return torso_backdrop(model, torch.from_numpy(poses.rotation[j].astype(np.float32)),
-                          torch.from_numpy(poses.translation[j].astype(np.float32)), plate, code=code.detach())
+    return torso_backdrop(model, rotation, translation, plate, code=code.detach())
 
 
 if __name__ == "__main__":

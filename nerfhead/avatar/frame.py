@@ -95,6 +95,19 @@ def render_frame(model: TalkingHeadModel, c2w: np.ndarray, k: Intrinsics, backdr
     return FrameRender((out.clip(0, 1) * 255 + 0.5).astype(np.uint8), opacity, depth)
 
 
+def torso_alpha(model: TalkingHeadModel, rotation: torch.Tensor, translation: torch.Tensor,
+                code: torch.Tensor | None = None) -> torch.Tensor:
+    """(H, W) the torso field's alpha on every pixel of the frame for head pose (rotation (3, 3),
+    translation (3,)); ``code`` (1, code_dim) the torso frame code, default the neutral one. Keeps
+    the autograd graph when grad is enabled (a code can be fitted through it)."""
+    torso = model.torso
+    h, w = model.meta.image_size
+    pose = torso.anchor_positions(rotation.reshape(1, 3, 3), translation.reshape(1, 3), model.intrinsics)
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    xy = pixel_coords(torch.stack([xs.reshape(-1), ys.reshape(-1)], -1), h, w)
+    return torso.for_frame(pose, torso.neutral_code(1) if code is None else code)(xy)[1].reshape(h, w)
+
+
 @torch.no_grad()
 def torso_backdrop(model: TalkingHeadModel, rotation: torch.Tensor, translation: torch.Tensor, plate: np.ndarray,
                    code: torch.Tensor | None = None, chunk: int = 8192, coarse: int = 4,

@@ -13,7 +13,7 @@ from nerfhead.train.data import load_training_data
 from nerfhead.train.preview import head_psnr, write_preview
 from nerfhead.avatar.checkpoint import load_checkpoint, save_checkpoint
 from nerfhead.avatar.load import checkpoint_path, load_avatar
-from nerfhead.field.torso import pixel_coords
+from nerfhead.avatar.frame import torso_alpha
 from nerfhead.train.run import TrainConfig, new_model, resume_stage, stage_payload, train_stage
 
 STEPS = 400
@@ -87,17 +87,9 @@ def test_torso_stage_improves_the_composited_frame(trained):
     # the torso's alpha follows the segmentation on a held-out frame: opaque on the torso (a white
     # shirt over a darker plate renders white, not grey) and clear on all of the background
     f = int(frames[0])
-    alpha, labels = _torso_alpha(model, data, f), data.store.labels[f]
+    with torch.no_grad():
+        alpha = torso_alpha(model, data.rotation[f], data.translation[f]).numpy()
+    labels = data.store.labels[f]
     assert alpha[labels == TORSO].mean() > 0.9, alpha[labels == TORSO].mean()
     assert alpha[labels == BACKGROUND].mean() < 0.1, alpha[labels == BACKGROUND].mean()
 
-
-def _torso_alpha(model, data, f: int) -> np.ndarray:
-    """(H, W) the torso field's alpha on every pixel of frame ``f`` (its pose, the neutral code)."""
-    torso = model.torso
-    pose = torso.anchor_positions(data.rotation[f:f + 1], data.translation[f:f + 1], model.intrinsics)
-    h, w = model.meta.image_size
-    ys, xs = np.mgrid[0:h, 0:w]
-    xy = pixel_coords(torch.from_numpy(np.stack([xs.ravel(), ys.ravel()], 1)), h, w)
-    with torch.no_grad():
-        return torso.for_frame(pose, torso.neutral_code(1))(xy)[1].reshape(h, w).numpy()
