@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from nerfhead.dataset import HEAD, TORSO
+from nerfhead.errors import InputError
 from nerfhead.field.rays import Intrinsics, pixel_rays
 from nerfhead.train.frames import FrameStore
 
@@ -50,8 +51,9 @@ class RaySampler:
                  rays: int = 4096, frames_per_batch: int = 4, head_fraction: float = 0.75, margin: int = 24,
                  seed: int = 0, focus: int = HEAD, uniform_fraction: float = 0.0) -> None:
         if head_fraction < 0 or uniform_fraction < 0 or head_fraction + uniform_fraction > 1:
-            raise ValueError(f"ray fractions {head_fraction} (on the region) and {uniform_fraction} (anywhere) "
-                             "must be >= 0 and sum to at most 1")
+            # both come from a training config (head_fraction / torso_fraction and uniform_fraction)
+            raise InputError(f"ray fractions {head_fraction} (on the head or torso) and {uniform_fraction} "
+                             "(uniform_fraction, anywhere) must be >= 0 and sum to at most 1")
         if not frames:
             raise ValueError("no frames to sample rays from")
         self.store, self.k = store, k

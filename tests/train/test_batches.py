@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from nerfhead.dataset import HEAD, TORSO
+from nerfhead.errors import InputError
 from nerfhead.field.rays import Intrinsics
 from nerfhead.train.batches import RaySampler
 from nerfhead.train.frames import FrameStore
@@ -61,5 +62,5 @@ def test_uniform_share_reaches_the_whole_frame(sample_identity, tmp_path):
     share = outside(spread.sample())
     assert 0.03 < share < 0.2, share  # a part of the 20 % drawn anywhere lands off the head's rectangle
     assert (spread.sample().label == HEAD).float().mean() > 0.7  # still mostly on the head
-    with pytest.raises(ValueError, match="fractions"):
+    with pytest.raises(InputError, match="fractions"):
         _sampler(sample_identity, tmp_path, head_fraction=0.9, uniform_fraction=0.2)
