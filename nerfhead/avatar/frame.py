@@ -102,8 +102,10 @@ def torso_alpha(model: TalkingHeadModel, rotation: torch.Tensor, translation: to
     the autograd graph when grad is enabled (a code can be fitted through it)."""
     torso = model.torso
     h, w = model.meta.image_size
-    pose = torso.anchor_positions(rotation.reshape(1, 3, 3), translation.reshape(1, 3), model.intrinsics)
-    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    device = next(model.parameters()).device
+    pose = torso.anchor_positions(rotation.reshape(1, 3, 3).to(device), translation.reshape(1, 3).to(device),
+                                  model.intrinsics)
+    ys, xs = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
     xy = pixel_coords(torch.stack([xs.reshape(-1), ys.reshape(-1)], -1), h, w)
     return torso.for_frame(pose, torso.neutral_code(1) if code is None else code)(xy)[1].reshape(h, w)
 

@@ -1,7 +1,8 @@
 """The torso stage: fit the 2D torso field with the head frozen.
 
 Rays are drawn mostly on the torso mask, around it (so the field learns where the torso ends)
-and anywhere in the frame (so its alpha is 0 on all of the background). Each pixel is composited exactly as a render is made, with the frozen head in front:
+and anywhere in the frame (so its alpha is 0 on all of the background). Each pixel is
+composited exactly as a render is made, with the frozen head in front:
 ``head + (1 - head alpha) * (torso * torso alpha + plate * (1 - torso alpha))``, so the torso
 fills whatever the head leaves open at the neck and collar (no gap, no second chin) and the
 two fields meet without a seam.
