@@ -268,7 +268,7 @@ def features(
     rate: Optional[int] = typer.Option(None, "--rate", help="Speech rate for --text in words per minute (80-450, default 160)."),
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Output .npz (default: AUDIO.features.npz)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also write a PNG: waveform, log-mel, visemes, voice activity."),
-    extractor: str = typer.Option("default", "--extractor", help="Feature extractor name (default, mel80)."),
+    extractor: str = typer.Option("default", "--extractor", help="Feature extractor name (whisper, default, mel80)."),
 ) -> None:
     """Compute the audio features that drive the lips (100 Hz log-mel, visemes, voice activity)."""
     from nerfhead.audio.features import write_features

@@ -61,7 +61,7 @@ def run_demo(root: str | Path | None = None) -> Identity:
 
     t0 = time.perf_counter()
     preview = ident.root / "model" / "preview.png"
-    scores = write_preview(load_avatar(ident), load_training_data(ident), preview)
+    scores = write_preview(avatar := load_avatar(ident), load_training_data(ident, avatar.model.extractor), preview)
     times["preview"] = time.perf_counter() - t0
     console.print(f"held-out test frames, full-frame PSNR: {', '.join(f'{s:.1f}' for s in scores)} dB", highlight=False)
 

@@ -26,3 +26,21 @@ def test_presets_load_and_unknown_keys_are_named(tmp_path):
         TrainConfig.load(bad)
     with pytest.raises(InputError, match="no training preset 'nope'"):
         TrainConfig.load("nope")
+
+
+def test_unknown_feature_extractor_is_one_line_before_anything_is_written(sample_identity, tmp_path):
+    from nerfhead.avatar.load import model_dir
+    from nerfhead.train.run import train_identity
+
+    cfg = tmp_path / "features.yaml"
+    cfg.write_text("features: hubert\n")
+    folder = model_dir(sample_identity)
+    before = sorted(folder.rglob("*")) if folder.exists() else None  # (the trained fixture may share it)
+    with pytest.raises(InputError, match="unknown feature extractor 'hubert'; available: default, mel80, whisper"):
+        train_identity(sample_identity.name, config=cfg, root=sample_identity.root.parent)
+    assert (sorted(folder.rglob("*")) if folder.exists() else None) == before
+    with pytest.raises(InputError, match="mouth_from must be audio or rule"):
+        from nerfhead.field.model import ModelConfig, ModelMeta, TalkingHeadModel
+
+        TalkingHeadModel(ModelConfig(mouth_from="lips"), ModelMeta(4, 6, 16, [[-1] * 3, [1] * 3], {}, [8, 8],
+                                                                   {"fx": 8, "fy": 8, "cx": 4, "cy": 4}))

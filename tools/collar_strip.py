@@ -19,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from nerfhead.avatar.drive import capture_audio
 from nerfhead.avatar.load import load_avatar
 from nerfhead.dataset import Identity
 from nerfhead.eval.regions import REGIONS, frame_regions, region_psnr
@@ -59,7 +60,9 @@ def main() -> None:
     columns: dict[str, list[np.ndarray]] = {"real": reals}
     for spec in args.avatar:
         label, _, path = spec.partition("=")
-        renders = HeldOutRenders(load_avatar(ident, Path(path)), data, picks).render(data.audio, f"render {label}")
+        avatar = load_avatar(ident, Path(path))
+        audio = capture_audio(ident, avatar.model.extractor)[1]
+        renders = HeldOutRenders(avatar, data, picks).render(audio, f"render {label}")
         columns[label] = [renders[i] for i in picks]
         scores = [region_psnr(r, f, reg) for r, f, reg in zip(reals, columns[label], regions)]
         by_region = "  ".join(f"{k} {np.nanmean([s[k] for s in scores]):5.2f}" for k in REGIONS)

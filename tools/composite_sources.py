@@ -55,7 +55,7 @@ def main() -> None:
         rows.setdefault(key, []).append(value)
 
     with torch.no_grad():
-        for j, cond in conditioned_frames(avatar, capture_audio(ident)[1], np.asarray(test), eye):
+        for j, cond in conditioned_frames(avatar, capture_audio(ident, avatar.model.extractor)[1], np.asarray(test), eye):
             i = test[j]
             real, labels = read_rgb(ident.frame_path(i)), read_labels(ident.mask_path(i))
             regions = frame_regions(labels, tracks["landmarks"][i])

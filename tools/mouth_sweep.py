@@ -7,9 +7,13 @@ tracked openings), measures the rendered mouth with the landmarker, and prints a
 against measured opening (inner-lip gap / face height) with their correlation. With ``--image``
 it also writes a strip of the mouths (rows: test frames, columns: asked opening). With ``--audio``
 the audio codes come from speech frames of another clip instead (a foreign voice, as in a render):
-an avatar whose mouth follows its mouth input keeps the same range.
+an avatar whose mouth follows its mouth input keeps the same range. With ``--components`` (an avatar
+whose mouth input has a lip-shape code, :mod:`nerfhead.field.lips`) it writes what each component
+does: one row per component (the opening, then lip shape 1..K), that component swept over its
+5-95 % quantiles in the capture while the others stay at their medians, on one test frame.
 
     python tools/mouth_sweep.py --identity cnn --frames 4 --image docs/images/mouth_sweep.jpg
+    python tools/mouth_sweep.py --identity cnn --components docs/images/cnn_lip_components.jpg
 """
 
 from __future__ import annotations
@@ -30,10 +34,10 @@ from nerfhead.avatar.load import load_avatar  # noqa: E402
 from nerfhead.avatar.sequence import PoseTrack, render_frames  # noqa: E402
 from nerfhead.dataset import Identity, mouth_opening  # noqa: E402
 from nerfhead.eval.metrics import measure_landmarks, pearson  # noqa: E402
+from nerfhead.eval.strips import QUANTILES, lip_component_strip  # noqa: E402
 from nerfhead.io.images import write_rgb  # noqa: E402
 from nerfhead.train.data import load_training_data  # noqa: E402
 
-QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
 def main() -> None:
@@ -44,20 +48,23 @@ def main() -> None:
     ap.add_argument("--audio", type=Path, default=None,
                     help="take the audio codes from speech frames of this clip (default: each test frame's own)")
     ap.add_argument("--image", type=Path, default=None, help="write the mouth strip here (.jpg/.png)")
+    ap.add_argument("--components", type=Path, default=None,
+                    help="write a strip per mouth-input component here (.jpg/.png)")
+    ap.add_argument("--root", default=None, help="identities folder")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    ident = Identity.at(args.identity)
+    ident = Identity.at(args.identity, args.root)
     avatar = load_avatar(ident, args.checkpoint)
     model = avatar.model
     if model.mouth_track is None:
         sys.exit(f"{avatar.checkpoint} was trained without the mouth input")
-    data = load_training_data(ident)
+    data = load_training_data(ident, model.extractor)
     scale = data.mouth_scale  # opening units per field unit
     levels = np.quantile(data.mouth.numpy()[data.train_frames], QUANTILES)
     picks = [data.test_frames[int(j)] for j in np.linspace(0, len(data.test_frames) - 1, args.frames)]
     audio, sources = data.audio, picks
     if args.audio:  # speech frames spread over the clip, one per test frame
-        feats = features_for(args.audio)
+        feats = features_for(args.audio, extractor=model.extractor)
         audio = DrivingAudio.of(feats)
         speech = np.flatnonzero(speech_mask(feats, feats.n_video_frames))
         if not len(speech):
@@ -82,6 +89,13 @@ def main() -> None:
         print(f"  {q:4.0%}  {levels[k] * scale:.4f}  " + "  ".join(f"{v:.4f}" for v in row))
     print(f"asked ~ measured: r = {pearson(asked, measured):+.3f}; measured range "
           f"{np.nanmin(measured):.4f}-{np.nanmax(measured):.4f} for asked {asked.min():.4f}-{asked.max():.4f}")
+    if args.components:
+        if model.mouth_dim < 2:
+            sys.exit(f"{avatar.checkpoint} has no lip-shape code in its mouth input (trained before it)")
+        write_rgb(args.components, lip_component_strip(avatar, data, picks[len(picks) // 2]))
+        print(f"wrote {args.components} (rows: the opening, then lip shape 1..{model.mouth_dim - 1}; first column "
+              f"the real frame, then that component at the capture's {', '.join(f'{q:.0%}' for q in QUANTILES)} "
+              "quantiles, the others at their medians)")
     if args.image:
         size = max(8, int(round(0.16 * data.store.width)))
         rows = []

@@ -19,7 +19,7 @@ Adding one (e.g. a local HuBERT checkpoint) touches nothing else::
     features_for("speech.wav", extractor="hubert-local")
 
 >>> sorted(available_extractors())
-['default', 'mel80']
+['default', 'mel80', 'whisper']
 >>> get_extractor("default").spec().dim
 91
 """
@@ -236,3 +236,49 @@ class DefaultExtractor(FeatureExtractor):
             ids = self.recognised_visemes(segs, mel, self.quiet_frames(block.samples, block.left, block.n_frames))
             yield {"features": self.combine(mel[pad:pad + block.n_frames], ids, speech), "visemes": ids, "vad": speech,
                    "phones": [(p, s + block.first_frame, e + block.first_frame) for p, s, e in segs]}
+
+
+@register
+class WhisperExtractor(DefaultExtractor):
+    """Whisper tiny.en's encoder states (384 values per 10 ms, :mod:`nerfhead.audio.whisper`).
+
+    Phone recognition, visemes and voice activity run as for ``default`` (the articulation track,
+    silences and /p b m/ read them), but they are kept beside the features, not in them: the
+    network's input is the encoder's representation alone.
+    """
+
+    name = "whisper"
+    version = 1
+    feature_dim = 384
+
+    def parts(self):
+        return {"whisper": [0, self.feature_dim]}
+
+    def prestart(self) -> None:
+        from nerfhead.audio import whisper
+
+        whisper.load_encoder()  # the install is checked (one-line error) before any work starts
+        super().prestart()
+
+    def with_visemes(self, features: np.ndarray, viseme_ids: np.ndarray) -> np.ndarray:
+        return features  # aligned visemes change the viseme track, not the encoder's states
+
+    def extract(self, samples):
+        from nerfhead.audio import whisper
+
+        return whisper.encoder_states(samples)
+
+    def extract_blocks(self, blocks):
+        from nerfhead.audio import whisper
+
+        held: list = []  # blocks handed to the phone recogniser, in order
+
+        def tap():
+            for block in blocks:
+                held.append(block)
+                yield block
+
+        for out in super().extract_blocks(tap()):
+            block = held.pop(0)
+            states = whisper.encoder_states(block.samples, first_centre=block.left, n_frames=block.n_frames)
+            yield {**out, "features": states}

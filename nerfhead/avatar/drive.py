@@ -57,10 +57,10 @@ class DrivingAudio:
         return out
 
 
-def capture_audio(ident: Identity) -> tuple[AudioFeatures, DrivingAudio]:
-    """The capture's audio features (computed once, cached by content) and its driving inputs for
-    each of its frames."""
+def capture_audio(ident: Identity, extractor: str = "default") -> tuple[AudioFeatures, DrivingAudio]:
+    """The capture's audio features by ``extractor`` (computed once, cached by content) and its
+    driving inputs for each of its frames."""
     from nerfhead.audio import features_for
 
-    feats = features_for(ident.audio_path)
+    feats = features_for(ident.audio_path, extractor=extractor)
     return feats, DrivingAudio.of(feats, ident.manifest()["n_frames"])

@@ -50,7 +50,7 @@ def _closed_mouth_code(model, windows: torch.Tensor, picked: list[int], min_fram
         return None
     device = next(model.parameters()).device
     cond = model.conditions(windows.to(device), torch.tensor(picked, device=device), torch.zeros(n, device=device),
-                            mouth=model.mouth_input(np.zeros(n)))
+                            mouth=model.closed_mouth(n))
     return cond.audio.mean(0, keepdim=True).cpu()
 
 
@@ -72,9 +72,13 @@ def closed_code(model, windows: torch.Tensor, vad: np.ndarray | None, frames: li
     has too few such frames."""
     if model.mouth_track is None:
         return None
-    quiet = silent_frames(vad, len(windows))
-    picked = [f for f in frames if not quiet[f] and opening[f] <= CLOSED_OPENING]
-    return _closed_mouth_code(model, windows, picked, MIN_CLOSED_FRAMES)
+    return _closed_mouth_code(model, windows, closed_frames(vad, len(windows), frames, opening), MIN_CLOSED_FRAMES)
+
+
+def closed_frames(vad: np.ndarray | None, n_frames: int, frames: list[int], opening: np.ndarray) -> list[int]:
+    """Those of ``frames`` in speech whose tracked ``opening`` (normalised) shows closed lips."""
+    quiet = silent_frames(vad, n_frames)
+    return [f for f in frames if not quiet[f] and opening[f] <= CLOSED_OPENING]
 
 
 def closed_weights(mouth: np.ndarray | None) -> np.ndarray | None:

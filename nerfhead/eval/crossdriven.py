@@ -8,8 +8,8 @@ from typing import Sequence
 
 import numpy as np
 
-from nerfhead.audio.articulation import articulation_track
-from nerfhead.avatar.drive import capture_audio
+from nerfhead.avatar.conditions import clip_mouth
+from nerfhead.avatar.drive import DrivingAudio, capture_audio
 from nerfhead.dataset import FPS, mouth_opening
 from nerfhead.eval.lipsync import LipSyncScores, lipsync_scores
 from nerfhead.eval.metrics import measure_landmarks
@@ -42,9 +42,9 @@ def driven_scores(renderer: AvatarRenderer, audio: str | Path, seconds: float | 
 
         landmarks = measure_landmarks(counted())
     scores = lipsync_scores(Path(audio).name, mouth_opening(landmarks), feats)
-    asked = renderer.model.mouth_input(articulation_track(feats, n))
+    asked = clip_mouth(renderer.model, DrivingAudio.of(feats, n))
     if asked is not None:  # correlation and margin do not depend on the opening's units
-        own = lipsync_scores(scores.name, asked.numpy().astype(np.float64), feats)
+        own = lipsync_scores(scores.name, asked[:, 0].cpu().numpy().astype(np.float64), feats)
         scores.asked_corr, scores.asked_margin = own.loudness_corr, own.bilabial_margin
     return scores
 

@@ -23,7 +23,7 @@ from nerfhead.eval.curves import plot_training_curves, stage_throughput
 from nerfhead.eval.lipsync import LipSyncScores, lipsync_scores
 from nerfhead.eval.selfdriven import SelfDrivenRun, SelfDrivenScores, run_selfdriven
 from nerfhead.eval.regions import REGIONS
-from nerfhead.eval.strips import mouth_strip
+from nerfhead.eval.strips import lip_component_strip, mouth_strip
 from nerfhead.eval.temporal import temporal_stability
 from nerfhead.io.files import write_atomic
 from nerfhead.log import get_logger
@@ -40,7 +40,7 @@ def evaluate_identity(name: str, checkpoint: str | Path | None = None, root: str
     avatar = load_avatar(ident, checkpoint)
     out = Path(out_dir) if out_dir is not None else ident.root / "eval"
     t_start = time.perf_counter()
-    data = load_training_data(ident)
+    data = load_training_data(ident, avatar.model.extractor)
     run = run_selfdriven(ident, avatar, data, max_frames)
     sd = run.report
     size = data.store.width
@@ -72,7 +72,7 @@ def evaluate_identity(name: str, checkpoint: str | Path | None = None, root: str
         "seconds": time.perf_counter() - t_start,
     }
     out.mkdir(parents=True, exist_ok=True)
-    pictures = _pictures(ident, run, data, cross, own)
+    pictures = _pictures(ident, run, data, cross, own, avatar)
     for fname, png in pictures.items():
         write_atomic(out / fname, png)
     curves = plot_training_curves(avatar.checkpoint.parent / "tb", out / "training_curves.png",
@@ -99,7 +99,7 @@ def _own_audio_series(ident: Identity, run: SelfDrivenRun) -> list[LipSyncScores
 
 
 def _pictures(ident: Identity, run: SelfDrivenRun, data, cross: list[LipSyncScores],
-              own: list[LipSyncScores]) -> dict[str, bytes]:
+              own: list[LipSyncScores], avatar) -> dict[str, bytes]:
     sd = run.report
     picks = _picks(run, 4)
     pics = {
@@ -115,6 +115,8 @@ def _pictures(ident: Identity, run: SelfDrivenRun, data, cross: list[LipSyncScor
     if maps and run.regions is not None:
         pics["error_maps.png"] = page.plot_error_maps({("full" if k == "ours" else k): m for k, m in maps.items()},
                                                       run.regions, REGIONS)
+    if avatar.model.mouth_dim > 1:
+        pics["lip_components.png"] = page.image_png(lip_component_strip(avatar, data, run.test[len(run.test) // 2]))
     series = [(s.name, s.opening, s.loudness) for s in own + cross]
     if series:
         pics["mouth_vs_audio.png"] = page.plot_mouth_vs_audio(series, "mouth opening (red) and loudness (grey)")

@@ -250,7 +250,12 @@ def protocol_page(report: dict, pictures: dict[str, bytes], curves: Path | None)
         ("Does audio drive the mouth?", html_table([dict(ours)] + checks, _SELF_COLUMNS, highlight="ours")
          + '<p class="note">The same frames rendered with the test audio shuffled among the frames, and with '
            'silence: a model that listens gets a worse LMD with them.</p>'
-         + img_tag(pictures["mouth_strip.png"], "mouth crops: real, ours, silent")),
+         + img_tag(pictures["mouth_strip.png"], "mouth crops: real, ours, silent")
+         + ('<p class="note">What each number of the mouth input does (rows: the opening, then the lip-shape '
+            'components; columns: the real frame, then that number at the capture\'s 5, 25, 50, 75 and 95 % '
+            'quantiles with the others at their medians).</p>' + img_tag(pictures["lip_components.png"],
+                                                                        "mouth input components")
+            if "lip_components.png" in pictures else "")),
         ("Temporal stability (test sequence)", html_table(
             [{"name": k, **v} for k, v in t.items()],
             [("name", "frames"), ("landmark_jitter_px", "landmark jitter (px@512)"),

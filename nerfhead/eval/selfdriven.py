@@ -241,8 +241,8 @@ class SelfDrivenReport:
         return {k: bool(ours[k] <= v if k == "lmd" else ours[k] >= v) for k, v in GOALS.items()}
 
 
-def silent_audio(n_frames: int) -> DrivingAudio:
-    """The driving inputs of digital silence as long as ``n_frames`` video frames (same extractor)."""
+def silent_audio(n_frames: int, extractor: str = "default") -> DrivingAudio:
+    """The driving inputs of digital silence as long as ``n_frames`` video frames (by ``extractor``)."""
     from nerfhead.audio import features_for
 
     with tempfile.TemporaryDirectory(prefix="nerfhead-silence-") as tmp:
@@ -252,7 +252,7 @@ def silent_audio(n_frames: int) -> DrivingAudio:
             w.setsampwidth(2)
             w.setframerate(SAMPLE_RATE)
             w.writeframes(np.zeros(int((n_frames / FPS + 0.5) * SAMPLE_RATE), np.int16).tobytes())
-        feats = features_for(path, cache=False)
+        feats = features_for(path, cache=False, extractor=extractor)
         return DrivingAudio.of(feats, n_frames)
 
 
@@ -344,7 +344,7 @@ def run_selfdriven(ident: Identity, avatar: Avatar, data: TrainingData,
     t0 = time.perf_counter()
     shuffled = renders.render(data.audio.permuted(test), "render, shuffled audio")
     audio_check = {"shuffled": held.score("shuffled", shuffled.__getitem__)}
-    silent = renders.render(silent_audio(data.n_frames), "render, silent audio")
+    silent = renders.render(silent_audio(data.n_frames, avatar.model.extractor), "render, silent audio")
     audio_check["silent"] = held.score("silent", silent.__getitem__)
     seconds["audio_check"] = time.perf_counter() - t0
     report = SelfDrivenReport(ident.name, str(avatar.checkpoint), avatar.stage, avatar.step, len(test), scores,

@@ -1,4 +1,5 @@
-"""Image strips a person compares at a glance: mouth crops of real and generated frames."""
+"""Image strips a person compares at a glance: mouth crops of real and generated frames, and what
+each number of an avatar's mouth input does."""
 
 from __future__ import annotations
 
@@ -41,3 +42,36 @@ def mouth_strip(rows: Sequence[Sequence[np.ndarray]], landmarks: Sequence[np.nda
         strip = np.concatenate(crops, 1)
         out.append(caption(strip, label, 1))
     return np.concatenate(out, 0)
+
+
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def lip_component_strip(avatar, data, frame: int) -> np.ndarray:
+    """(H, W, 3) uint8: one row per mouth-input component (the opening, then lip shape 1..K); the
+    real frame's mouth, then that component at the capture's :data:`QUANTILES` with the others at
+    their medians, on training-data frame ``frame`` (its pose, audio, blink and real backdrop)."""
+    from nerfhead.avatar.sequence import PoseTrack, render_frames
+
+    model = avatar.model
+    inputs = data.mouth_inputs(model.mouth_dim - 1).numpy()[data.train_frames]
+    median = np.median(inputs, 0)
+    vectors = []
+    for c in range(model.mouth_dim):
+        for q in QUANTILES:
+            v = median.copy()
+            v[c] = np.quantile(inputs[:, c], q)
+            vectors.append(v)
+    frames = [frame] * len(vectors)
+    renders = list(render_frames(avatar, data.audio, frames, PoseTrack.of_capture(data.ident.tracks(), frames),
+                                 data.blink[frames].numpy(), np.asarray(data.store.background),
+                                 backdrop=lambda j: data.backdrop(frame), mouth=np.asarray(vectors, np.float32),
+                                 chunk_frames=len(QUANTILES)))
+    x0, y0, x1, y1 = data.mouth_box(frame, max(8, int(round(0.2 * data.store.width))))
+    names = ["opening"] + [f"lip shape {k}" for k in range(1, model.mouth_dim)]
+    rows = []
+    for c, name in enumerate(names):
+        crops = [caption(renders[c * len(QUANTILES) + k][y0:y1, x0:x1].copy(), f"{QUANTILES[k]:.0%}" if c == 0 else "")
+                 for k in range(len(QUANTILES))]
+        rows.append(np.concatenate([caption(np.array(data.store.frames[frame][y0:y1, x0:x1]), name)] + crops, 1))
+    return np.concatenate(rows, 0)

@@ -3,8 +3,11 @@
 Everything a render needs is in its ``state_dict`` plus :class:`ModelMeta` (sizes, the head box,
 the audio feature spec it was trained with), so a checkpoint rebuilds the model exactly.
 
-With ``mouth`` on (the default), the field's audio input is the audio code plus one channel: the
-mouth opening (:mod:`nerfhead.field.mouth`), gated by the same region attention.
+With ``mouth`` on (the default), the field's audio input is the audio code plus the mouth input,
+gated by the same region attention: the mouth opening (:mod:`nerfhead.field.mouth`) and
+``lip_code`` lip-shape components (:mod:`nerfhead.field.lips`). A render takes it from the
+avatar's :class:`~nerfhead.field.lips.LipPredictor` (``mouth_from: audio``), or, for checkpoints
+before it, the opening alone from the articulation rule (``mouth_from: rule``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from torch import nn
 
 from nerfhead.config import from_dict
 from nerfhead.field.audio_net import AudioNet, AudioNetConfig
+from nerfhead.errors import InputError
 from nerfhead.field.head import HeadField, HeadFieldConfig
+from nerfhead.field.lips import LipPredictor
 from nerfhead.field.mouth import MouthTrack
 from nerfhead.field.rays import Intrinsics
 from nerfhead.field.renderer import RayConditions
@@ -32,6 +37,8 @@ class ModelConfig:
     torso: TorsoFieldConfig = field(default_factory=TorsoFieldConfig)
     grid_resolution: int = 128
     mouth: bool = True  # condition the head on the mouth opening (checkpoints before it: False)
+    lip_code: int = 4  # lip-shape components in the mouth input besides the opening (checkpoints before: 0)
+    mouth_from: str = "audio"  # at render: "audio" (the learned LipPredictor) or "rule" (articulation track)
 
 
 @dataclass
@@ -53,9 +60,13 @@ class TalkingHeadModel(nn.Module):
         super().__init__()
         self.cfg, self.meta = cfg, meta
         aabb = torch.tensor(np.asarray(meta.aabb, np.float32))
-        head = replace(cfg.head, audio_dim=cfg.head.audio_dim + 1) if cfg.mouth else cfg.head
-        self.field = HeadField(head, aabb, meta.n_frames)
+        if cfg.mouth_from not in ("audio", "rule"):
+            raise InputError(f"model.mouth_from must be audio or rule, not '{cfg.mouth_from}'")
+        self.mouth_dim = (1 + max(0, cfg.lip_code)) if cfg.mouth else 0
+        self.field = HeadField(replace(cfg.head, audio_dim=cfg.head.audio_dim + self.mouth_dim), aabb, meta.n_frames)
         self.mouth_track = MouthTrack() if cfg.mouth else None
+        self.lip_predictor = (LipPredictor(meta.feature_dim, meta.window, self.mouth_dim)
+                              if cfg.mouth and cfg.mouth_from == "audio" else None)
         self.audio_net = AudioNet(meta.feature_dim, meta.window, cfg.audio)
         self.grid = OccupancyGrid(aabb.reshape(-1), resolution=cfg.grid_resolution)
         self.torso = TorsoField(cfg.torso, meta.n_frames, tuple(meta.image_size))
@@ -69,12 +80,19 @@ class TalkingHeadModel(nn.Module):
     def from_checkpoint(cls, payload: dict) -> "TalkingHeadModel":
         config = dict(payload["model_config"])
         config.setdefault("mouth", False)  # written before the mouth input existed
+        config.setdefault("lip_code", 0)  # before the lip-shape code: the opening alone
+        config.setdefault("mouth_from", "rule")  # before the learned predictor
         torso = dict(config.get("torso", {}))
         torso.setdefault("pose_frequencies", torso.get("frequencies", 4))  # written before it had its own count
         config["torso"] = torso
         model = cls(from_dict(ModelConfig, config), ModelMeta(**payload["model_meta"]))
         model.load_state_dict(payload["model"])
         return model
+
+    @property
+    def extractor(self) -> str:
+        """The name of the audio feature extractor this model was trained with."""
+        return str(self.meta.feature_spec.get("name", "default"))
 
     def use_torso(self, cfg: TorsoFieldConfig) -> None:
         """Replace the torso field by a new, untrained one with settings ``cfg``."""
@@ -85,12 +103,42 @@ class TalkingHeadModel(nn.Module):
     def checkpoint_fields(self) -> dict:
         return {"model": self.state_dict(), "model_config": asdict(self.cfg), "model_meta": self.meta.as_dict()}
 
-    def mouth_input(self, scores: torch.Tensor | np.ndarray) -> torch.Tensor | None:
-        """The field's mouth input for articulation scores (:mod:`nerfhead.audio.articulation`);
-        None for a model without the mouth input."""
+    def mouth_input(self, windows: torch.Tensor, scores: np.ndarray) -> torch.Tensor | None:
+        """(n, mouth_dim) the field's mouth input for ``n`` consecutive video frames of a clip, from
+        their audio feature ``windows`` (n, window, D) and articulation ``scores`` (n,)
+        (:mod:`nerfhead.audio.articulation`); None for a model without the mouth input.
+
+        With the fitted predictor (:class:`~nerfhead.field.lips.LipPredictor`): its code, moved to the
+        capture's closed-lips code where the articulation track closes the lips (silences, /p b m/).
+        Otherwise the rule's opening alone."""
         if self.mouth_track is None:
             return None
-        return self.mouth_track(torch.as_tensor(np.asarray(scores, np.float32)).to(self.mouth_track.score_q.device))
+        device = self.mouth_track.score_q.device
+        scores = np.asarray(scores, np.float32)
+        if self.lip_predictor is None:
+            return self.mouth_track(torch.from_numpy(scores).to(device))[:, None]
+        out = self.lip_predictor.predict(windows, scores)
+        shut = torch.from_numpy(scores <= 0.0).to(device)
+        return torch.where(shut[:, None], self.lip_predictor.closed.expand_as(out), out)
+
+    def closed_mouth(self, n: int) -> torch.Tensor | None:
+        """(n, mouth_dim) the mouth input of closed lips; None for a model without the mouth input."""
+        if self.mouth_track is None:
+            return None
+        if self.lip_predictor is None:
+            return torch.zeros(n, 1, device=self.mouth_track.score_q.device)
+        return self.lip_predictor.closed.expand(n, -1).clone()
+
+    def mouth_vector(self, mouth: torch.Tensor | np.ndarray) -> torch.Tensor | None:
+        """(n, mouth_dim) from ``mouth`` given as (n, mouth_dim), or (n,) openings alone (the lip
+        shape at its mean, 0): what sweeps of the opening pass."""
+        if self.mouth_track is None:
+            return None
+        m = mouth if torch.is_tensor(mouth) else torch.as_tensor(np.asarray(mouth, np.float32))
+        m = m.to(torch.float32)
+        if m.dim() == 1:
+            m = torch.cat([m[:, None], torch.zeros(len(m), self.mouth_dim - 1, device=m.device)], 1)
+        return m
 
     def conditions(self, windows: torch.Tensor, frames: torch.Tensor, eye: torch.Tensor,
                    frame_codes: torch.Tensor | None = None, mouth: torch.Tensor | None = None) -> RayConditions:
@@ -98,15 +146,16 @@ class TalkingHeadModel(nn.Module):
 
         ``windows``: (n_frames, window, D) audio feature windows of the driving clip; ``eye``: (N,)
         blink values; ``frame_codes``: (N, F) per-ray frame codes, default the neutral code;
-        ``mouth``: (N,) mouth openings in the field's units (:mod:`nerfhead.field.mouth`), default 1
-        (the presenter's median speaking opening); ignored by a model without the mouth input.
+        ``mouth``: (N, mouth_dim) mouth inputs, or (N,) openings alone (opening in the field's units, :mod:`nerfhead.field.mouth`,
+        then the lip-shape code), default opening 1 (the presenter's median speaking opening) and
+        the mean lip shape; ignored by a model without the mouth input.
         The audio net runs once per distinct frame, not per ray.
         """
         uniq, inverse = torch.unique(frames, return_inverse=True)
         codes = self.audio_net(windows, uniq)[inverse]
         if self.mouth_track is not None:
-            mouth = torch.ones(len(frames)) if mouth is None else mouth
-            codes = torch.cat([codes, mouth.reshape(-1, 1).to(codes)], -1)
+            mouth = self.mouth_vector(torch.ones(len(frames)) if mouth is None else mouth)
+            codes = torch.cat([codes, mouth.to(codes)], -1)
         if frame_codes is None:
             frame_codes = self.field.neutral_code(len(frames))
         return RayConditions(codes, eye.reshape(-1, 1).to(codes.dtype), frame_codes)

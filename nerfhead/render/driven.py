@@ -151,7 +151,8 @@ class AvatarRenderer:
             raise InputError("give --audio FILE or --text \"...\"")
         if audio is not None and not Path(audio).is_file():
             raise InputError(f"audio file not found: {audio}")
-        feats = features_for(audio, text=text if audio is None else None, voice=voice, rate=rate)
+        feats = features_for(audio, text=text if audio is None else None, voice=voice, rate=rate,
+                             extractor=self.model.extractor)
         return feats, Path(audio) if audio is not None else feats.audio_path
 
     def poses(self, n: int, opts: RenderOptions) -> PoseTrack:

@@ -10,13 +10,17 @@ import torch
 
 from nerfhead.audio.timeline import speech_mask
 from nerfhead.avatar.drive import DrivingAudio, capture_audio
+from nerfhead.avatar.rest import closed_frames
 from nerfhead.dataset import HEAD, TORSO, Identity, normalised_opening
+from nerfhead.field.lips import canonical_lips, lip_codes
 from nerfhead.field.rays import Intrinsics, head_box
 from nerfhead.log import get_logger
 from nerfhead.train.batches import RaySampler
 from nerfhead.train.frames import FrameStore
 
 log = get_logger(__name__)
+
+MAX_LIP_CODE = 8  # lip-shape components kept with the training data (a model uses its config's lip_code)
 
 
 @dataclass
@@ -37,12 +41,24 @@ class TrainingData:
     lip_points: np.ndarray  # (n_frames, 40, 2) tracked lip landmarks in pixels (NaN without a face)
     mouth: torch.Tensor  # (n_frames,) float32 tracked mouth opening / median speaking opening (1 without a face)
     mouth_scale: float  # the median speaking opening (inner-lip gap / face height): ``mouth``'s unit
+    lips: np.ndarray  # (n_frames, MAX_LIP_CODE) float32 lip-shape codes (nerfhead.field.lips; 0 without a face)
     vad: np.ndarray | None  # (T,) the capture's 100 Hz speech probability
     audio: DrivingAudio  # the capture's audio as a render reads it (windows, articulation, silences)
 
     @property
     def n_frames(self) -> int:
         return self.store.n
+
+    def mouth_inputs(self, lip_code: int) -> torch.Tensor:
+        """(n_frames, 1 + lip_code) float32 the tracked mouth input of every frame: the opening, then
+        the first ``lip_code`` lip-shape components (teacher forcing)."""
+        if lip_code > self.lips.shape[1]:
+            raise ValueError(f"at most {self.lips.shape[1]} lip-shape components, not {lip_code}")
+        return torch.cat([self.mouth[:, None], torch.from_numpy(self.lips[:, :lip_code])], 1)
+
+    def closed_frames(self) -> list[int]:
+        """Training frames in speech whose tracked lips are closed (the capture's closed-lips code)."""
+        return closed_frames(self.vad, self.n_frames, self.train_frames, self.mouth.numpy())
 
     def backdrop(self, i: int) -> np.ndarray:
         """(H, W, 3) uint8 what is behind the head in frame ``i``: its real torso, else the plate."""
@@ -68,12 +84,13 @@ class TrainingData:
                           uniform_fraction=uniform_fraction)
 
 
-def load_training_data(ident: Identity) -> TrainingData:
-    """Everything training needs of a processed identity (frames stay on disk, memory-mapped)."""
+def load_training_data(ident: Identity, extractor: str = "default") -> TrainingData:
+    """Everything training needs of a processed identity (frames stay on disk, memory-mapped), its
+    audio features made by ``extractor`` (a trained avatar's: ``model.extractor``)."""
     m = ident.manifest()
     tracks = ident.tracks()
     store = FrameStore(ident)
-    feats, audio = capture_audio(ident)
+    feats, audio = capture_audio(ident, extractor)
     windows = torch.from_numpy(np.ascontiguousarray(audio.windows, np.float32))
     c2w = np.nan_to_num(tracks["camera_to_head"]).astype(np.float32)
     blink = torch.from_numpy(np.nan_to_num(tracks["blink"]).clip(0, 1).astype(np.float32))
@@ -87,4 +104,6 @@ def load_training_data(ident: Identity) -> TrainingData:
         translation=torch.from_numpy(np.nan_to_num(tracks["translation"]).astype(np.float32)), aabb=head_box(tracks["canonical_shape"]).astype(np.float32),
         lip_points=tracks["landmarks"][:, tracks["lip_ids"], :2].astype(np.float32),
         mouth=torch.from_numpy(mouth), mouth_scale=mouth_scale,
+        lips=lip_codes(canonical_lips(tracks["landmarks"], tracks["rigid_ids"], tracks["lip_ids"]), m["split"]["train"],
+                       MAX_LIP_CODE),
         vad=feats.vad, audio=audio)

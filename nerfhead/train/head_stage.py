@@ -85,7 +85,7 @@ class HeadStage:
         self.device = next(model.parameters()).device
         self.windows = data.windows.to(self.device)
         self.blink = data.blink.to(self.device)
-        self.mouth = data.mouth.to(self.device)  # teacher forcing: the tracked opening of each frame
+        self.mouth = data.mouth_inputs(model.cfg.lip_code if model.cfg.mouth else 0).to(self.device)  # teacher forcing
         self.sampler = data.sampler(cfg.rays, cfg.frames_per_batch, cfg.head_fraction, seed,
                                     uniform_fraction=cfg.uniform_fraction)
         self.optimizer = two_rate_adam(model, model.field.encoding, cfg.lr_encoding, cfg.lr_net)

@@ -35,12 +35,14 @@ from nerfhead.train.monitor import TrainingMonitor
 log = get_logger(__name__)
 
 
+
 @dataclass
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     head: HeadStageConfig = field(default_factory=HeadStageConfig)
     lips: LipsStageConfig = field(default_factory=LipsStageConfig)
     torso: TorsoStageConfig = field(default_factory=TorsoStageConfig)
+    features: str = "whisper"  # the audio feature extractor (nerfhead.audio.extractors: whisper, default, mel80)
     seed: int = 0
     threads: int = 0  # torch threads (0 = torch's default: all cores)
     device: str = "auto"  # auto (cuda if available, else cpu), cpu or cuda
@@ -82,7 +84,24 @@ def new_model(cfg: TrainConfig, data: TrainingData) -> TalkingHeadModel:
     if model.mouth_track is not None:
         train = np.asarray(data.train_frames)
         model.mouth_track.calibrate(data.audio.articulation[train], data.mouth.numpy()[train])
+    if model.lip_predictor is not None:
+        fit_lip_predictor(model, data)
     return model
+
+
+def fit_lip_predictor(model: TalkingHeadModel, data: TrainingData) -> None:
+    """Fit the avatar's audio -> mouth-input map on the capture's training frames with a face."""
+    t0 = time.monotonic()
+    faces = np.isfinite(data.lip_points).all(axis=(1, 2))
+    frames = [f for f in data.train_frames if faces[f]]
+    if len(frames) < 20:
+        raise IdentityError(f"'{data.ident.name}' has only {len(frames)} training frames with a tracked mouth "
+                            "(at least 20 needed); film a longer capture")
+    fit = model.lip_predictor.fit(data.windows.numpy(), data.audio.articulation, data.mouth_inputs(model.cfg.lip_code).numpy(),
+                                  frames, data.closed_frames())
+    log.info("audio -> mouth map fitted in %.1f s; per output (opening, lip shape 1..): %s; held-back error "
+             "(share of variance) %s", time.monotonic() - t0, ", ".join(fit["choice"]), fit["held_back_error"])
+
 
 
 @dataclass
@@ -185,6 +204,19 @@ def train_stage(name: str, ident: Identity, cfg: TrainConfig, data: TrainingData
     return StageReport(name, result, path, last)
 
 
+def trained_extractor(ident: Identity, cfg: TrainConfig) -> str:
+    """The feature extractor of the identity's stages already trained (later stages go on with the
+    features the head learnt from), else the config's."""
+    for s in STAGES:
+        path = checkpoint_path(ident, s)
+        if path.is_file():
+            name = load_checkpoint(path, own=True, retrain=f"nerfhead train {ident.name}")["model_meta"]["feature_spec"]["name"]
+            if name != cfg.features:
+                log.info("the %s stage was trained with '%s' audio features: the next stages use them too", s, name)
+            return name
+    return cfg.features
+
+
 def train_identity(name: str, config: str | Path | None = None, stage: str | None = None,
                    minutes: float | None = None, root: str | Path | None = None) -> list[StageReport]:
     """Train an identity's stages (all, or just ``stage``) with a preset or YAML config."""
@@ -195,7 +227,7 @@ def train_identity(name: str, config: str | Path | None = None, stage: str | Non
     cfg = TrainConfig.load(config)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    data = load_training_data(ident)
+    data = load_training_data(ident, trained_extractor(ident, cfg))
     deadline = time.monotonic() + 60.0 * minutes if minutes is not None else None
     reports = []
     for s in STAGES if stage is None else (stage,):

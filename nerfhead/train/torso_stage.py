@@ -68,7 +68,7 @@ class TorsoStage:
         self.plate = torch.from_numpy(np.asarray(data.store.background, np.float32) / 255.0).to(self.device)
         self.windows = data.windows.to(self.device)
         self.blink = data.blink.to(self.device)
-        self.mouth = data.mouth.to(self.device)
+        self.mouth = data.mouth_inputs(model.cfg.lip_code if model.cfg.mouth else 0).to(self.device)
         self.rotation = data.rotation.to(self.device)
         self.translation = data.translation.to(self.device)
 

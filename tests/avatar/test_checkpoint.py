@@ -29,7 +29,7 @@ def test_checkpoint_carries_stage_sampling_and_rest_codes(trained_sample):
     avatar = load_avatar(ident)
     assert avatar.stage == "torso" and avatar.has_torso
     assert avatar.sampling.max_samples == 24  # the tiny fixture's setting, not the default
-    data = load_training_data(ident)
+    data = load_training_data(ident, avatar.model.extractor)
     expected = silence_code(avatar.model, data.windows, data.vad, data.train_frames)
     assert expected is not None and torch.allclose(avatar.rest.silence, expected, atol=1e-6)
     # a copied stage file keeps its stage (no guessing from the file name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from nerfhead.avatar.conditions import clip_mouth
 from nerfhead.avatar.load import load_avatar
 from nerfhead.avatar.rest import closed_weights
 from nerfhead.avatar.sequence import PoseTrack
@@ -19,7 +20,7 @@ N = 8
 def _busiest_window(data, avatar, n=N) -> list[int]:
     """``n`` consecutive test frames where the closed-lips code acts most (closed lips in speech)."""
     test = data.test_frames
-    rest = (1 - data.audio.silence) * closed_weights(avatar.model.mouth_input(data.audio.articulation).numpy())
+    rest = (1 - data.audio.silence) * closed_weights(clip_mouth(avatar.model, data.audio)[:, 0].cpu().numpy())
     best = max(range(len(test) - n + 1), key=lambda s: float(rest[test[s:s + n]].sum()))
     return test[best:best + n]
 
@@ -27,7 +28,7 @@ def _busiest_window(data, avatar, n=N) -> list[int]:
 def test_evaluation_frames_equal_render_frames(trained_sample):
     ident = Identity.at(trained_sample.name, trained_sample.root.parent)
     avatar = load_avatar(ident)
-    data = load_training_data(ident)
+    data = load_training_data(ident, avatar.model.extractor)
     frames = _busiest_window(data, avatar)
     assert frames == list(range(frames[0], frames[0] + N))
     evaluated = HeldOutRenders(avatar, data, frames).render(data.audio, "eval path")

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from nerfhead.field.model import ModelConfig, ModelMeta, TalkingHeadModel
+from nerfhead.config import from_dict
 from nerfhead.field.mouth import MouthTrack, interp
 
 
@@ -49,8 +50,12 @@ def test_mouth_channel_reaches_the_field():
     frames = torch.tensor([1, 2])
     closed = model.conditions(windows, frames, torch.zeros(2), mouth=torch.zeros(2))
     wide = model.conditions(windows, frames, torch.zeros(2), mouth=torch.full((2,), 3.0))
-    assert closed.audio.shape == (2, model.cfg.audio.code_dim + 1)
-    assert torch.equal(closed.audio[:, :-1], wide.audio[:, :-1]) and (wide.audio[:, -1] == 3).all()
+    code = model.cfg.audio.code_dim
+    assert model.mouth_dim == 1 + model.cfg.lip_code and closed.audio.shape == (2, code + model.mouth_dim)
+    assert torch.equal(closed.audio[:, :code], wide.audio[:, :code]) and (wide.audio[:, code] == 3).all()
+    assert (wide.audio[:, code + 1:] == 0).all()  # openings alone: the mean lip shape
+    shaped = model.conditions(windows, frames, torch.zeros(2), mouth=torch.arange(10.0).reshape(2, 5))
+    assert torch.equal(shaped.audio[:, code:], torch.arange(10.0).reshape(2, 5))
     pts = torch.rand(64, 3) * 0.2 - 0.1
     sig_closed = model.field.density(pts, closed.audio[:1].expand(64, -1), closed.eye[:1].expand(64, -1))
     sig_wide = model.field.density(pts, wide.audio[:1].expand(64, -1), wide.eye[:1].expand(64, -1))
@@ -63,9 +68,18 @@ def test_checkpoint_without_mouth_loads():
     payload = old.checkpoint_fields()
     del payload["model_config"]["mouth"]  # as written before the mouth input existed
     model = TalkingHeadModel.from_checkpoint(payload)
-    assert model.mouth_track is None and model.mouth_input(np.zeros(3)) is None
+    assert model.mouth_track is None and model.mouth_input(torch.randn(3, 16, 6), np.zeros(3)) is None
     cond = model.conditions(torch.randn(4, 16, 6), torch.tensor([0]), torch.zeros(1), mouth=torch.ones(1))
     assert cond.audio.shape == (1, model.cfg.audio.code_dim)
     new = TalkingHeadModel(ModelConfig(grid_resolution=16), _meta())
     again = TalkingHeadModel.from_checkpoint(new.checkpoint_fields())
-    assert again.mouth_track is not None
+    assert again.mouth_track is not None and again.lip_predictor is not None and again.mouth_dim == 5
+    before = new.checkpoint_fields()  # as written before the lip code and its predictor
+    for key in ("lip_code", "mouth_from"):
+        del before["model_config"][key]
+    cfg = before["model_config"]
+    old_scalar = TalkingHeadModel(from_dict(ModelConfig, {**cfg, "lip_code": 0, "mouth_from": "rule"}), _meta())
+    before["model"] = old_scalar.state_dict()
+    rule = TalkingHeadModel.from_checkpoint(before)
+    assert rule.lip_predictor is None and rule.mouth_dim == 1
+    assert rule.mouth_input(torch.randn(3, 16, 6), np.array([0.0, 0.5, 1.0])).shape == (3, 1)

@@ -22,9 +22,9 @@ STEPS = 400
 @pytest.fixture(scope="module")
 def trained(sample_identity, tmp_path_factory):
     """The sample identity trained for STEPS steps of the quick preset (checkpoints kept aside)."""
-    data = load_training_data(sample_identity)
-    ident = Identity("run", tmp_path_factory.mktemp("trained"))  # where the checkpoints go
     cfg = TrainConfig.load("quick")
+    data = load_training_data(sample_identity, cfg.features)
+    ident = Identity("run", tmp_path_factory.mktemp("trained"))  # where the checkpoints go
     cfg.head.steps = STEPS + 1  # the resume test below finishes the head stage
     cfg.lips.steps = 40
     cfg.torso.steps = 200

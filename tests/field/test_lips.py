@@ -1,0 +1,101 @@
+"""The lip-shape code and the audio -> mouth network, on the real sample's tracks and audio."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.transform import Rotation
+
+from nerfhead.dataset import normalised_opening
+from nerfhead.field.lips import LipPredictor, canonical_lips, lip_codes
+
+
+@pytest.fixture(scope="module")
+def tracks(sample_identity):
+    return sample_identity.tracks()
+
+
+def test_canonical_lips_ignore_head_pose(tracks):
+    """A frame's lips seen from a turned, nearer, shifted head are the same lips in the head's frame."""
+    lm = np.array(tracks["landmarks"], np.float64)
+    i = int(np.flatnonzero(np.isfinite(lm[:, 0, 0]))[10])
+    rot = Rotation.from_euler("xyz", [12, -20, 8], degrees=True).as_matrix()
+    moved = 1.3 * (lm[i] - lm[i].mean(0)) @ rot.T + np.array([40.0, -25.0, 7.0])
+    both = np.concatenate([lm, moved[None]])
+    canon = canonical_lips(both, tracks["rigid_ids"], tracks["lip_ids"])
+    size = np.ptp(canon[i], axis=0).max()
+    assert np.abs(canon[-1] - canon[i]).max() < 1e-6 * size + 1e-9
+    missing = lm.copy()
+    missing[3] = np.nan
+    assert np.isnan(canonical_lips(missing, tracks["rigid_ids"], tracks["lip_ids"])[3]).all()
+
+
+def test_lip_codes_carry_the_opening(sample_identity, tracks):
+    """Unit-spread components of the real lips; the opening is (mostly) among them."""
+    split = sample_identity.manifest()["split"]
+    canon = canonical_lips(tracks["landmarks"], tracks["rigid_ids"], tracks["lip_ids"])
+    codes = lip_codes(canon, split["train"], 4)
+    train = np.asarray(split["train"])
+    assert codes.shape == (len(canon), 4) and np.allclose(codes[train].std(0), 1.0, atol=1e-4)
+    opening, _ = normalised_opening(tracks["landmarks"], np.ones(len(canon), bool))
+    r2 = np.linalg.lstsq(np.c_[codes[train], np.ones(len(train))], opening[train], rcond=None)[1][0]
+    explained = 1 - r2 / ((opening[train] - opening[train].mean()) ** 2).sum()
+    print(f"opening explained by 4 lip components: {explained:.2f}")
+    assert explained > 0.8
+
+
+def test_predictor_learns_the_mouth_from_real_audio(sample_identity, tracks):
+    """Fitted on the sample's training frames (its own audio, 16 s): on its held-out test frames the
+    lip shape it predicts follows the tracked one (some component with correlation > 0.5, the
+    opening positively), the closed-lips code is the mean of the closed frames, and a prediction is
+    smooth in time and costs no training."""
+    from nerfhead.audio.timeline import speech_mask
+    from nerfhead.avatar.drive import capture_audio
+
+    split = sample_identity.manifest()["split"]
+    feats, audio = capture_audio(sample_identity)
+    n = len(tracks["landmarks"])
+    opening, _ = normalised_opening(tracks["landmarks"], speech_mask(feats, n))
+    canon = canonical_lips(tracks["landmarks"], tracks["rigid_ids"], tracks["lip_ids"])
+    targets = np.c_[opening, lip_codes(canon, split["train"], 4)].astype(np.float32)
+    windows = np.ascontiguousarray(audio.windows, np.float32)
+    net = LipPredictor(windows.shape[2], windows.shape[1], 5)
+    closed = [f for f in split["train"] if opening[f] < 0.2]
+    fit = net.fit(windows, audio.articulation, targets, split["train"], closed)
+    print(fit)
+    assert len(fit["choice"]) == 5 and all(np.isfinite(fit["held_back_error"]))
+    test = np.asarray(split["test"])
+    pred = net.predict(torch.from_numpy(windows), audio.articulation).numpy()
+    corr = [np.corrcoef(pred[test, j], targets[test, j])[0, 1] for j in range(5) if pred[test, j].std() > 1e-6]
+    print("test-frame correlations:", np.round(corr, 2))
+    assert max(corr) > 0.5 and corr[0] > 0.0
+    assert torch.allclose(net.closed, torch.from_numpy(targets[closed].mean(0)), atol=1e-5)
+    jump = np.abs(np.diff(pred[test], axis=0)).mean(0)
+    assert (jump < np.abs(np.diff(targets[test], axis=0)).mean(0)).all()  # smoother than the tracked lips
+
+
+def test_model_mouth_input_closes_where_the_rule_does(sample_identity, tracks):
+    """The avatar's mouth input for a clip: the predictor's code, but the closed-lips code wherever
+    the articulation track is 0 (silences, /p b m/)."""
+    from nerfhead.avatar.conditions import clip_mouth
+    from nerfhead.avatar.drive import capture_audio
+    from nerfhead.field.model import ModelConfig, ModelMeta, TalkingHeadModel
+
+    _, audio = capture_audio(sample_identity)
+    windows = np.ascontiguousarray(audio.windows, np.float32)
+    meta = ModelMeta(n_frames=len(windows), feature_dim=windows.shape[2], window=windows.shape[1],
+                     aabb=[[-0.1] * 3, [0.1] * 3], feature_spec={"name": "default"}, image_size=[32, 32],
+                     camera={"fx": 30.0, "fy": 30.0, "cx": 16.0, "cy": 16.0})
+    model = TalkingHeadModel(ModelConfig(grid_resolution=16), meta)
+    split = sample_identity.manifest()["split"]
+    canon = canonical_lips(tracks["landmarks"], tracks["rigid_ids"], tracks["lip_ids"])
+    from nerfhead.dataset import mouth_opening
+
+    targets = np.c_[mouth_opening(tracks["landmarks"]) * 20, lip_codes(canon, split["train"], 4)].astype(np.float32)
+    model.lip_predictor.fit(windows, audio.articulation, targets, split["train"], split["train"][:30])
+    mouth = clip_mouth(model, audio).numpy()
+    shut = audio.articulation <= 0
+    assert mouth.shape == (len(windows), 5) and shut.any() and (~shut).any()
+    assert np.allclose(mouth[shut], model.lip_predictor.closed.numpy())
+    assert not np.allclose(mouth[~shut], model.lip_predictor.closed.numpy())
