@@ -135,7 +135,7 @@ class TalkingHeadModel(nn.Module):
         if self.mouth_track is None:
             return None
         m = mouth if torch.is_tensor(mouth) else torch.as_tensor(np.asarray(mouth, np.float32))
-        m = m.to(torch.float32)
+        m = m.to(device=self.mouth_track.score_q.device, dtype=torch.float32)
         if m.dim() == 1:
             m = torch.cat([m[:, None], torch.zeros(len(m), self.mouth_dim - 1, device=m.device)], 1)
         return m
