@@ -34,7 +34,7 @@ from nerfhead.avatar.load import load_avatar  # noqa: E402
 from nerfhead.avatar.sequence import PoseTrack, render_frames  # noqa: E402
 from nerfhead.dataset import Identity, mouth_opening  # noqa: E402
 from nerfhead.eval.metrics import measure_landmarks, pearson  # noqa: E402
-from nerfhead.eval.strips import QUANTILES, lip_component_strip  # noqa: E402
+from nerfhead.eval.strips import QUANTILES, lip_component_strip, speaking_frame  # noqa: E402
 from nerfhead.io.images import write_rgb  # noqa: E402
 from nerfhead.train.data import load_training_data  # noqa: E402
 
@@ -92,7 +92,7 @@ def main() -> None:
     if args.components:
         if model.mouth_dim < 2:
             sys.exit(f"{avatar.checkpoint} has no lip-shape code in its mouth input (trained before it)")
-        write_rgb(args.components, lip_component_strip(avatar, data, picks[len(picks) // 2]))
+        write_rgb(args.components, lip_component_strip(avatar, data, speaking_frame(data, data.test_frames)))
         print(f"wrote {args.components} (rows: the opening, then lip shape 1..{model.mouth_dim - 1}; first column "
               f"the real frame, then that component at the capture's {', '.join(f'{q:.0%}' for q in QUANTILES)} "
               "quantiles, the others at their medians)")

@@ -23,7 +23,7 @@ from nerfhead.eval.curves import plot_training_curves, stage_throughput
 from nerfhead.eval.lipsync import LipSyncScores, lipsync_scores
 from nerfhead.eval.selfdriven import SelfDrivenRun, SelfDrivenScores, run_selfdriven
 from nerfhead.eval.regions import REGIONS
-from nerfhead.eval.strips import lip_component_strip, mouth_strip
+from nerfhead.eval.strips import lip_component_strip, mouth_strip, speaking_frame
 from nerfhead.eval.temporal import temporal_stability
 from nerfhead.io.files import write_atomic
 from nerfhead.log import get_logger
@@ -116,7 +116,7 @@ def _pictures(ident: Identity, run: SelfDrivenRun, data, cross: list[LipSyncScor
         pics["error_maps.png"] = page.plot_error_maps({("full" if k == "ours" else k): m for k, m in maps.items()},
                                                       run.regions, REGIONS)
     if avatar.model.mouth_dim > 1:
-        pics["lip_components.png"] = page.image_png(lip_component_strip(avatar, data, run.test[len(run.test) // 2]))
+        pics["lip_components.png"] = page.image_png(lip_component_strip(avatar, data, speaking_frame(data, run.test)))
     series = [(s.name, s.opening, s.loudness) for s in own + cross]
     if series:
         pics["mouth_vs_audio.png"] = page.plot_mouth_vs_audio(series, "mouth opening (red) and loudness (grey)")

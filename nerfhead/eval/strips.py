@@ -47,10 +47,19 @@ def mouth_strip(rows: Sequence[Sequence[np.ndarray]], landmarks: Sequence[np.nda
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
+def speaking_frame(data, frames: Sequence[int]) -> int:
+    """The frame of ``frames`` nearest their middle that lies in speech (in silences the capture's
+    silence code, not the mouth input, decides the mouth); the middle one if none does."""
+    frames = list(frames)
+    order = sorted(range(len(frames)), key=lambda k: abs(k - len(frames) // 2))
+    return next((frames[k] for k in order if data.audio.silence[frames[k]] == 0), frames[len(frames) // 2])
+
+
 def lip_component_strip(avatar, data, frame: int) -> np.ndarray:
     """(H, W, 3) uint8: one row per mouth-input component (the opening, then lip shape 1..K); the
     real frame's mouth, then that component at the capture's :data:`QUANTILES` with the others at
-    their medians, on training-data frame ``frame`` (its pose, audio, blink and real backdrop)."""
+    their medians, on training-data frame ``frame`` (its pose, audio, blink and real backdrop; a
+    frame in speech: :func:`speaking_frame`)."""
     from nerfhead.avatar.sequence import PoseTrack, render_frames
 
     model = avatar.model
@@ -66,7 +75,7 @@ def lip_component_strip(avatar, data, frame: int) -> np.ndarray:
     renders = list(render_frames(avatar, data.audio, frames, PoseTrack.of_capture(data.ident.tracks(), frames),
                                  data.blink[frames].numpy(), np.asarray(data.store.background),
                                  backdrop=lambda j: data.backdrop(frame), mouth=np.asarray(vectors, np.float32),
-                                 chunk_frames=len(QUANTILES)))
+                                 closed_code=False, chunk_frames=len(QUANTILES)))
     x0, y0, x1, y1 = data.mouth_box(frame, max(8, int(round(0.2 * data.store.width))))
     names = ["opening"] + [f"lip shape {k}" for k in range(1, model.mouth_dim)]
     rows = []
