@@ -225,6 +225,9 @@ def train_identity(name: str, config: str | Path | None = None, stage: str | Non
     ident = Identity.at(name, root)
     ident.manifest()
     cfg = TrainConfig.load(config)
+    from nerfhead.audio.extractors import get_extractor
+
+    get_extractor(cfg.features)  # an unknown name is refused even where trained stages decide the features
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     data = load_training_data(ident, trained_extractor(ident, cfg))

@@ -41,9 +41,7 @@ def test_training_learns(trained):
     frames = data.test_frames[:: max(1, len(data.test_frames) // 3)][:3]
     before = head_psnr(untrained, data, frames, cfg.head.sampling)
     after = head_psnr(model, data, frames, cfg.head.sampling)
-    # +5 dB or more in 400 steps (seeds vary it by 2-6 dB; the lip-shape inputs slow the first steps,
-    # not the end: quick preset 31.7 dB training PSNR after 1500 steps against 31.2 without them)
-    assert after > before + 3.5, (before, after)
+    assert after > before + 6.0, (before, after)
     assert report.last_metrics["psnr"] > 20.0
 
 
