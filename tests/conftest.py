@@ -57,6 +57,7 @@ def sample_identity(sample_capture, ids_root):
 # every stage runs, so the checkpoints are complete; quality is not the point here.
 TINY_TRAINING = """\
 model: {grid_resolution: 32, lip_code: 0}
+features: default
 head: {steps: 300, rays: 1024, grid_update_every: 16, grid_warmup_steps: 64, sampling: {samples_per_box: 32, max_samples: 24}}
 lips: {steps: 20, rays: 1024}
 torso: {steps: 150, rays: 1024}
