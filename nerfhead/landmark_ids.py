@@ -24,6 +24,9 @@ CHIN = 152
 LIPS = (0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181, 185, 191, 267,
         269, 270, 291, 308, 310, 311, 312, 314, 317, 318, 321, 324, 375, 402, 405, 409, 415)
 INNER_LIP_TOP, INNER_LIP_BOTTOM = 13, 14
+# The inner lip contour in ring order, from the image-left corner (78) along the upper lip to the
+# right corner (308) and back along the lower lip: the outline of the mouth's inside (teeth, tongue).
+INNER_LIPS = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
 MOUTH_CORNERS = (61, 291)
 
 # Eyes: vertical eyelid pairs (upper, lower) and the corner pair (outer, inner) per eye.

@@ -113,7 +113,8 @@ def _state_dict(raw: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def stlpips_model(device: str = "cpu") -> STLPIPS:
     """The ST-LPIPS network with its weights, in eval mode with frozen parameters; loaded once per
     device and shared (do not modify it)."""
-    model = STLPIPS()
+    with torch.random.fork_rng(devices=[]):  # its random init (overwritten) leaves the caller's RNG alone
+        model = STLPIPS()
     raw = torch.load(weights_path(), map_location="cpu", weights_only=True)
     model.load_state_dict(_state_dict(raw), strict=True)
     model.eval().requires_grad_(False)

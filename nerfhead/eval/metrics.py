@@ -1,7 +1,7 @@
 """Landmark, lip-sync and image-region metrics of the evaluation protocol (docs/EVALUATION.md):
-the face and mouth boxes, the portrait blend's seam band and edge strength; the image measures
-(PSNR, SSIM) are in :mod:`nerfhead.quality`, shared with training's panels, and the perceptual
-distance (ST-LPIPS) in :mod:`nerfhead.perceptual`.
+the face and mouth boxes, the portrait blend's seam band and edge strength, the Laplacian energy
+(sharpness); the image measures (PSNR, SSIM) are in :mod:`nerfhead.quality`, shared with
+training's panels, and the perceptual distance (ST-LPIPS) in :mod:`nerfhead.perceptual`.
 
 All functions take plain arrays; landmarks come from the capture's own landmarker
 (:func:`measure_landmarks`), so real and generated frames are measured by the same code.
@@ -65,6 +65,13 @@ def edge_strength(rgb: np.ndarray, where: np.ndarray) -> float:
     gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
     return float(np.hypot(gx, gy)[where].mean(dtype=np.float64))
+
+
+def laplacian_energy(rgb: np.ndarray) -> float:
+    """Mean absolute Laplacian (3x3 aperture, grey image, 0-255 scale) of an (H, W, 3) uint8 RGB
+    image: how much fine detail it holds (a blur lowers it; teeth and lip edges raise it)."""
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return float(np.abs(cv2.Laplacian(grey, cv2.CV_32F, ksize=1)).mean(dtype=np.float64))
 
 
 def lmd(real: np.ndarray, fake: np.ndarray, image_size: int, ref_size: int = 512) -> float:

@@ -23,7 +23,7 @@ from nerfhead.eval.curves import plot_training_curves, stage_throughput
 from nerfhead.eval.lipsync import LipSyncScores, lipsync_scores
 from nerfhead.eval.selfdriven import SelfDrivenRun, SelfDrivenScores, run_selfdriven
 from nerfhead.eval.regions import REGIONS
-from nerfhead.eval.strips import lip_component_strip, mouth_strip, speaking_frame
+from nerfhead.eval.strips import lip_component_strip, mouth_strip, open_frames, speaking_frame
 from nerfhead.eval.temporal import temporal_stability
 from nerfhead.io.files import write_atomic
 from nerfhead.log import get_logger
@@ -155,7 +155,8 @@ def _picks(run: SelfDrivenRun, k: int) -> list[int]:
 
 
 def _run_mouth_strip(run: SelfDrivenRun) -> np.ndarray:
-    picks = _picks(run, 8)
+    """Mouth crops of the 8 test frames with the widest real openings (teeth show there)."""
+    picks = open_frames(mouth_opening(run.real_landmarks), 8) or _picks(run, 8)  # no face measured: spread
     ids = [run.test[p] for p in picks]
     return mouth_strip([[run.real[p] for p in picks], [run.ours[i] for i in ids], [run.silent[i] for i in ids]],
                        [run.real_landmarks[p] for p in picks], labels=("real", "ours", "silent"))

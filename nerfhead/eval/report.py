@@ -198,6 +198,7 @@ def screenshot(html_path: str | Path, png_path: str | Path, width: int = 1200, h
 _SELF_COLUMNS = [("name", "source"), ("psnr", "PSNR"), ("ssim", "SSIM"), ("face_psnr", "face PSNR"),
                  ("face_ssim", "face SSIM"), ("lmd", "LMD (px@512)"), ("mouth_corr", "mouth corr"),
                  ("mouth_psnr", "mouth PSNR"), ("mouth_ssim", "mouth SSIM"), ("mouth_stlpips", "mouth ST-LPIPS"),
+                 ("mouth_sharpness", "mouth sharpness (x real)"),
                  ("seam", "seam (x real)"), ("flicker", "lower-face flicker (x real)")]
 _REGION_COLUMNS = [("name", "source"), ("face", "face"), ("hair", "hair"), ("neck_collar", "neck and collar"),
                    ("torso", "torso"), ("background", "background")]
@@ -232,8 +233,9 @@ def protocol_page(report: dict, pictures: dict[str, bytes], curves: Path | None)
            'with the nearest audio window; previous: the real previous frame (the metrics\' noise floor).</p>'
          + '<p class="note">mouth PSNR, SSIM: inside the box of the real frame\'s lip landmarks, grown by a quarter '
            'of its width on every side; mouth ST-LPIPS: shift-tolerant LPIPS (AlexNet) of that box resized to '
-           '128x128 (0 = identical, lower is better; a pixel or two of shift costs little); seam: mean Sobel '
-           'gradient on the portrait blend\'s border (the feathered edge of the lower-face mask and 2 px beyond '
+           '128x128 (0 = identical, lower is better; a pixel or two of shift costs little); mouth sharpness: '
+           'mean |Laplacian| in that box over the real frame\'s (1 = as much fine detail, below 1 = softer); '
+           'seam: mean Sobel gradient on the portrait blend\'s border (the feathered edge of the lower-face mask and 2 px beyond '
            'it) over the real frame\'s there (1 = no added edge, above 1 = a visible seam, below 1 = smoother '
            'than the real skin); lower-face flicker: mean frame-to-frame change inside the lower-face mask over '
            'the real video\'s (1 = as steady as the real video, frozen = 0).</p>'

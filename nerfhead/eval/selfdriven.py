@@ -41,7 +41,8 @@ from nerfhead.avatar.load import Avatar
 from nerfhead.avatar.portrait import lower_face_mask
 from nerfhead.avatar.sequence import PoseTrack, pose_backdrop, render_frames, render_portrait_frames
 from nerfhead.dataset import FPS, Identity, mouth_opening
-from nerfhead.eval.metrics import edge_strength, face_box, lmd, measure_landmarks, mouth_box, pearson, seam_band
+from nerfhead.eval.metrics import (edge_strength, face_box, laplacian_energy, lmd, measure_landmarks, mouth_box,
+                                   pearson, seam_band)
 from nerfhead.eval.regions import REGIONS, frame_regions, mean_error_map, region_psnr
 from nerfhead.eval.temporal import mean_change
 from nerfhead.io.images import read_labels, read_rgb
@@ -72,6 +73,7 @@ class SelfDrivenScores:
     mouth_psnr: float = NAN  # in the mouth box
     mouth_ssim: float = NAN
     mouth_stlpips: float = NAN  # ST-LPIPS of the mouth box resized to MOUTH_PATCH (lower is better)
+    mouth_sharpness: float = NAN  # Laplacian energy in the mouth box over the real frames' (1 = as sharp)
     seam: float = NAN  # edge strength on the portrait seam band over the real frames' (1 = no added edge)
     flicker: float = NAN  # frame-to-frame change in the lower-face mask over the real frames' (1 = as steady)
     regions: dict = field(default_factory=dict)  # PSNR on face, hair, neck and collar, torso, background
@@ -86,7 +88,8 @@ class SelfDrivenScores:
         return (f"{self.name:<12} PSNR {self.psnr:5.2f}  SSIM {self.ssim:.3f}  face PSNR {self.face_psnr:5.2f}  "
                 f"face SSIM {self.face_ssim:.3f}  LMD {self.lmd:4.2f}  mouth corr {self.mouth_corr:+.2f}\n"
                 f"{'':<12} mouth PSNR {self.mouth_psnr:5.2f}  SSIM {self.mouth_ssim:.3f}  "
-                f"ST-LPIPS {self.mouth_stlpips:.3f}  seam {self.seam:.2f}  flicker {self.flicker:.2f} (x real)"
+                f"ST-LPIPS {self.mouth_stlpips:.3f}  sharpness {self.mouth_sharpness:.2f}  seam {self.seam:.2f}  "
+                f"flicker {self.flicker:.2f} (x real)"
                 + (f"\n{'':<12} PSNR by region: {regions}" if regions else ""))
 
 
@@ -109,6 +112,7 @@ class HeldOutFrames:
         self.face_boxes = [face_box(lms, shape) if ok else None for lms, ok in zip(self.landmarks, found)]
         self.mouth_boxes = [mouth_box(lms, shape) if ok else None for lms, ok in zip(self.landmarks, found)]
         self.mouth_patches = [mouth_patch(f, box) for f, box in zip(self.frames, self.mouth_boxes) if box is not None]
+        self.real_sharpness = mouth_sharpness(self.frames, self.mouth_boxes)
         stlpips_model()  # loaded now: a missing weights package fails before any frame is rendered
         # the blend mask of the portrait render: from the tracked landmarks it composites with
         blends = [lower_face_mask(lms, shape) for lms in ident.tracks()["landmarks"][self.indices]]
@@ -146,6 +150,7 @@ class HeldOutFrames:
             n_frames=len(self.indices),
             mouth_psnr=_mean_psnr(mp), mouth_ssim=_mean(ms),
             mouth_stlpips=_mean(list(st_lpips(self.mouth_patches, patches))),
+            mouth_sharpness=_ratio(mouth_sharpness(preds, self.mouth_boxes), self.real_sharpness),
             seam=_ratio(edges, self.real_edges),
             flicker=flicker / self.real_flicker if self.real_flicker > 0 else NAN,
             regions={k: _region_mean([d[k] for d in by_region]) for k in REGIONS},
@@ -156,6 +161,11 @@ class HeldOutFrames:
 def mouth_patch(frame: np.ndarray, box: tuple[slice, slice], size: int = MOUTH_PATCH) -> np.ndarray:
     """The ``box`` of ``frame`` resized to (size, size): what ST-LPIPS compares of the mouth."""
     return cv2.resize(frame[box], (size, size), interpolation=cv2.INTER_AREA)
+
+
+def mouth_sharpness(frames: Sequence[np.ndarray], boxes: Sequence[tuple[slice, slice] | None]) -> np.ndarray:
+    """(n,) the Laplacian energy of each frame's mouth box (NaN for a frame without one)."""
+    return np.array([laplacian_energy(f[box]) if box is not None else NAN for f, box in zip(frames, boxes)])
 
 
 def _in_boxes(measure: Callable[[np.ndarray, np.ndarray], float], real: list[np.ndarray], pred: list[np.ndarray],

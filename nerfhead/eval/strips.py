@@ -44,6 +44,18 @@ def mouth_strip(rows: Sequence[Sequence[np.ndarray]], landmarks: Sequence[np.nda
     return np.concatenate(out, 0)
 
 
+def open_frames(opening: np.ndarray, k: int, spacing: int = 5) -> list[int]:
+    """Indices of up to ``k`` of the widest ``opening`` values (NaN: no face) at least ``spacing``
+    apart, in time order: the frames where the inside of the mouth (teeth, tongue) shows."""
+    picks: list[int] = []
+    for j in np.argsort(-np.nan_to_num(np.asarray(opening, np.float64), nan=-np.inf)):
+        if len(picks) == k or not np.isfinite(opening[j]):
+            break
+        if all(abs(int(j) - p) >= spacing for p in picks):
+            picks.append(int(j))
+    return sorted(picks)
+
+
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 

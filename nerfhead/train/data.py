@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 
+from nerfhead import landmark_ids as ids
 from nerfhead.audio.timeline import speech_mask
 from nerfhead.avatar.drive import DrivingAudio, capture_audio
 from nerfhead.avatar.rest import closed_frames
@@ -20,6 +22,7 @@ from nerfhead.train.frames import FrameStore
 
 log = get_logger(__name__)
 
+MIN_INTERIOR_AREA = 4.0  # px^2: an inner lip contour enclosing less is closed lips (no mouth interior)
 MAX_LIP_CODE = 8  # lip-shape components kept with the training data (a model uses its config's lip_code)
 
 
@@ -39,6 +42,7 @@ class TrainingData:
     translation: torch.Tensor  # (n_frames, 3) float32 metres
     aabb: np.ndarray  # (2, 3) head box in the head frame
     lip_points: np.ndarray  # (n_frames, 40, 2) tracked lip landmarks in pixels (NaN without a face)
+    inner_lips: np.ndarray  # (n_frames, 20, 2) the tracked inner lip contour (landmark_ids.INNER_LIPS) in pixels
     mouth: torch.Tensor  # (n_frames,) float32 tracked mouth opening / median speaking opening (1 without a face)
     mouth_scale: float  # the median speaking opening (inner-lip gap / face height): ``mouth``'s unit
     lips: np.ndarray  # (n_frames, MAX_LIP_CODE) float32 lip-shape codes (nerfhead.field.lips; 0 without a face)
@@ -77,6 +81,19 @@ class TrainingData:
         y0 = int(np.clip(cy - size // 2, 0, max(h - size, 0)))
         return x0, y0, min(x0 + size, w), min(y0 + size, h)
 
+    def mouth_interior(self, i: int, x0: int, y0: int, x1: int, y1: int, grow: int = 2) -> np.ndarray:
+        """(y1 - y0, x1 - x0) bool: the pixels of the rectangle inside frame ``i``'s tracked inner lip
+        contour (teeth, tongue, the dark of an open mouth), grown by ``grow`` pixels; none for closed
+        lips or a frame without a face."""
+        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        ring = self.inner_lips[i]
+        # closed lips: a ring of no area (fillPoly would still draw its outline)
+        if np.isfinite(ring).all() and cv2.contourArea(ring.astype(np.float32)) >= MIN_INTERIOR_AREA:
+            cv2.fillPoly(mask, [np.round(ring - (x0, y0)).astype(np.int32)], 1)
+            if grow > 0 and mask.any():
+                mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+        return mask > 0
+
     def sampler(self, rays: int, frames_per_batch: int, head_fraction: float, seed: int,
                 focus: int = HEAD, uniform_fraction: float = 0.0) -> RaySampler:
         return RaySampler(self.store, self.camera_to_head, self.intrinsics, self.train_frames, rays=rays,
@@ -103,6 +120,7 @@ def load_training_data(ident: Identity, extractor: str = "default") -> TrainingD
         blink=blink, rotation=torch.from_numpy(np.nan_to_num(tracks["rotation"]).astype(np.float32)),
         translation=torch.from_numpy(np.nan_to_num(tracks["translation"]).astype(np.float32)), aabb=head_box(tracks["canonical_shape"]).astype(np.float32),
         lip_points=tracks["landmarks"][:, tracks["lip_ids"], :2].astype(np.float32),
+        inner_lips=tracks["landmarks"][:, list(ids.INNER_LIPS), :2].astype(np.float32),
         mouth=torch.from_numpy(mouth), mouth_scale=mouth_scale,
         lips=lip_codes(canonical_lips(tracks["landmarks"], tracks["rigid_ids"], tracks["lip_ids"]), m["split"]["train"],
                        MAX_LIP_CODE),

@@ -19,6 +19,7 @@ import torch
 from nerfhead.dataset import HEAD
 from nerfhead.field.model import TalkingHeadModel
 from nerfhead.field.renderer import SamplingConfig, render_rays
+from nerfhead.perceptual import stlpips_model
 from nerfhead.train.data import TrainingData
 
 
@@ -42,12 +43,18 @@ class HeadStageConfig:
     regulariser_ramp_steps: int = 1000  # the two penalties above grow in over this many steps (0: at once)
     lips_every: int = 0  # every n-th step renders the whole mouth square instead (lips fine-tune; 0 = off)
     lips_size: float = 0.14  # the mouth square's side, as a fraction of the image width
+    # on the mouth square only (lips fine-tune), besides its MSE:
+    lips_perceptual_weight: float = 0.0  # ST-LPIPS of the rendered square against the real one
+    lips_gradient_weight: float = 0.0  # L1 of the difference of the two squares' image gradients
+    lips_inner_weight: float = 0.0  # extra MSE weight inside the tracked inner lip contour (teeth, tongue)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
 
 @dataclass
 class LipsStageConfig(HeadStageConfig):
-    """The lips fine-tune: the head stage again, gentler, with every other step on the mouth."""
+    """The lips fine-tune: the head stage again, gentler, with every other step on the whole mouth
+    square, where a perceptual, a gradient and an inner-mouth term may join the MSE (off here;
+    configs/cpu.yaml sets them, measured in docs/EVALUATION.md)."""
 
     steps: int = 500
     lr_encoding: float = 3e-3
@@ -91,6 +98,8 @@ class HeadStage:
         self.optimizer = two_rate_adam(model, model.field.encoding, cfg.lr_encoding, cfg.lr_net)
         self.generator = torch.Generator().manual_seed(seed + 1)
         self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
+        if cfg.lips_every and cfg.lips_perceptual_weight > 0:
+            stlpips_model(str(self.device))  # loaded now: a missing weights package fails before any step
 
     def _grid_density(self, points: torch.Tensor) -> torch.Tensor:
         """Density at grid points for a random training frame's audio and blink."""
@@ -107,21 +116,49 @@ class HeadStage:
                                                  warmup_steps=self.cfg.grid_warmup_steps)
 
     def _batch(self, step: int):
-        """Random rays around the head, or (lips fine-tune) every pixel of a mouth square."""
+        """(rays, square): random rays around the head and None, or (lips fine-tune) every pixel of a
+        mouth square, row by row, and (frame, x0, y0, x1, y1)."""
         cfg = self.cfg
         if cfg.lips_every and step % cfg.lips_every == 0:
             frames = self.data.train_frames
             i = frames[int(self.sampler.rng.integers(len(frames)))]
             size = max(8, int(round(cfg.lips_size * self.data.store.width)))
-            return self.sampler.rect(i, *self.data.mouth_box(i, size))
-        return self.sampler.sample()
+            box = self.data.mouth_box(i, size)
+            return self.sampler.rect(i, *box), (i, *box)
+        return self.sampler.sample(), None
+
+    def square_loss(self, rgb: torch.Tensor, target: torch.Tensor, square: tuple[int, ...]) -> torch.Tensor:
+        """The mouth square's terms beyond its MSE: perceptual (ST-LPIPS), gradient and inner-mouth
+        losses of the rendered square ``rgb`` (h * w, 3) against ``target``, rows first;
+        ``square``: (frame, x0, y0, x1, y1)."""
+        cfg = self.cfg
+        i, x0, y0, x1, y1 = square
+        h, w = y1 - y0, x1 - x0
+        pred = rgb.reshape(h, w, 3).permute(2, 0, 1)[None]
+        real = target.reshape(h, w, 3).permute(2, 0, 1)[None]
+        loss = rgb.new_zeros(())
+        if cfg.lips_perceptual_weight > 0 and min(h, w) >= 32:
+            distance = stlpips_model(str(rgb.device))(pred * 2 - 1, real * 2 - 1)
+            loss = loss + cfg.lips_perceptual_weight * distance.mean()
+        if cfg.lips_gradient_weight > 0:
+            dx = (pred[..., :, 1:] - pred[..., :, :-1]) - (real[..., :, 1:] - real[..., :, :-1])
+            dy = (pred[..., 1:, :] - pred[..., :-1, :]) - (real[..., 1:, :] - real[..., :-1, :])
+            loss = loss + cfg.lips_gradient_weight * (dx.abs().mean() + dy.abs().mean())
+        if cfg.lips_inner_weight > 0:
+            inside = self.data.mouth_interior(i, x0, y0, x1, y1).ravel()
+            if inside.any():
+                err = ((rgb - target) ** 2).mean(-1)
+                weight = torch.from_numpy(inside.astype(np.float32)).to(rgb.device)
+                loss = loss + cfg.lips_inner_weight * (err * weight).sum() / len(err)
+        return loss
 
     def step(self, step: int) -> dict[str, float]:
         cfg, model = self.cfg, self.model
         for g, base in zip(self.optimizer.param_groups, self.base_lrs):
             g["lr"] = base * lr_factor(step, cfg.steps, cfg.lr_final_ratio)
         self.update_grid(step)
-        batch = self._batch(step).to(self.device)
+        batch, square = self._batch(step)
+        batch = batch.to(self.device)
         frame_codes = model.field.frame_codes(batch.frame)
         cond = model.conditions(self.windows, batch.frame, self.blink[batch.frame], frame_codes,
                                 mouth=self.mouth[batch.frame])
@@ -130,6 +167,8 @@ class HeadStage:
                           jitter=jitter)
         mse = torch.mean((out.rgb - batch.target) ** 2)
         loss = mse + cfg.entropy_weight * entropy(out.opacity)
+        if square is not None:
+            loss = loss + self.square_loss(out.rgb, batch.target, square)
         # the regularisers grow in while the head forms; a fixed number of steps, since a box left
         # opaque longer (the field paints the static background first) keeps every sample busy
         ramp = min(1.0, step / cfg.regulariser_ramp_steps) if cfg.regulariser_ramp_steps > 0 else 1.0

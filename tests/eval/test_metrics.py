@@ -12,8 +12,8 @@ import pytest
 from nerfhead import landmark_ids as ids
 from nerfhead.avatar.portrait import composite, lower_face_mask
 from nerfhead.dataset import mouth_opening
-from nerfhead.eval.metrics import (SEAM_OUTSIDE, SEAM_SOLID, edge_strength, face_box, lagged_correlation, lmd,
-                                   measure_landmarks, mouth_box, pearson, seam_band)
+from nerfhead.eval.metrics import (SEAM_OUTSIDE, SEAM_SOLID, edge_strength, face_box, lagged_correlation,
+                                   laplacian_energy, lmd, measure_landmarks, mouth_box, pearson, seam_band)
 from nerfhead.quality import psnr, ssim
 from nerfhead.io.video import iter_frames
 
@@ -138,3 +138,25 @@ def test_seam_band_sees_an_offset_lower_face_and_not_a_seamless_one(real_landmar
         assert edge_strength(composite(frame, offset, mask), band) > 1.1 * real  # measured 1.12-1.19
         assert edge_strength(composite(frame, cv2.GaussianBlur(frame, (0, 0), 3), mask), band) < real
     assert np.isnan(edge_strength(real_frames[0], np.zeros((512, 512), bool)))
+
+
+def test_laplacian_energy_measures_detail(real_frames, real_landmarks):
+    """A blur lowers the mouth box's Laplacian energy (what the sharpness ratio reads); the same
+    box scores the same."""
+    f, box = real_frames[0], mouth_box(real_landmarks[0], real_frames[0].shape)
+    sharp = laplacian_energy(f[box])
+    assert sharp > 0 and laplacian_energy(f[box].copy()) == sharp
+    soft, softer = (laplacian_energy(cv2.GaussianBlur(f, (0, 0), s)[box]) for s in (1.0, 2.0))
+    assert softer < soft < 0.9 * sharp and softer < 0.6 * sharp, (sharp, soft, softer)
+
+
+def test_open_frames_pick_the_widest_mouths_apart(sample_identity):
+    """The report's mouth strip shows the capture's widest openings, spread over the clip."""
+    from nerfhead.eval.strips import open_frames
+
+    opening = mouth_opening(sample_identity.tracks()["landmarks"])
+    opening[3] = np.nan  # a frame without a face is never picked
+    picks = open_frames(opening, 8, spacing=5)
+    assert len(picks) == 8 and picks == sorted(picks) and 3 not in picks
+    assert min(np.diff(picks)) >= 5
+    assert opening[picks].min() >= np.nanquantile(opening, 0.8)  # among the widest fifth
