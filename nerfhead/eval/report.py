@@ -235,10 +235,10 @@ def protocol_page(report: dict, pictures: dict[str, bytes], curves: Path | None)
            'of its width on every side; mouth ST-LPIPS: shift-tolerant LPIPS (AlexNet) of that box resized to '
            '128x128 (0 = identical, lower is better; a pixel or two of shift costs little); mouth sharpness: '
            'mean |Laplacian| in that box over the real frame\'s (1 = as much fine detail, below 1 = softer); '
-           'seam: mean Sobel gradient on the portrait blend\'s border (the feathered edge of the lower-face mask and 2 px beyond '
-           'it) over the real frame\'s there (1 = no added edge, above 1 = a visible seam, below 1 = smoother '
-           'than the real skin); lower-face flicker: mean frame-to-frame change inside the lower-face mask over '
-           'the real video\'s (1 = as steady as the real video, frozen = 0).</p>'
+           'seam: mean Sobel gradient on the portrait blend\'s border (the feathered edge of the lower-face mask '
+           'and 2 px beyond it) over the real frame\'s there (1 = no added edge, above 1 = a visible seam, '
+           'below 1 = smoother than the real skin); lower-face flicker: mean frame-to-frame change inside the '
+           'lower-face mask over the real video\'s (1 = as steady as the real video, frozen = 0).</p>'
          + img_tag(pictures["frames_strip.png"], "real test frames, portrait and full renders")
          + img_tag(pictures["per_frame_psnr.png"], "per-frame PSNR")
          + img_tag(pictures["pose.png"], "head pose of the test frames")),
