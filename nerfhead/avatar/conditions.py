@@ -34,7 +34,9 @@ def frame_conditions(avatar, audio: DrivingAudio, frames: Sequence[int], eye: np
     ``eye``: (n,) blink values; ``mouth``: the field's mouth input to use instead of the one the
     audio asks for (a sweep of the mouth): (n,) openings or (n, mouth_dim) whole inputs. The audio
     code attends over the neighbouring frames' windows; where the mouth input closes the lips the
-    code moves to the capture's closed-lips code (``closed_code``), and in silences to its silence code.
+    code moves to the capture's closed-lips code (``closed_code``), and in silences to its silence code;
+    the mouth input stays what was asked (the rule's opening closes the lips there, corrected by
+    what the presenter did: :meth:`~nerfhead.field.model.TalkingHeadModel.mouth_input`).
     """
     model, rest = avatar.model, avatar.rest
     frames = np.asarray(frames, np.int64)
@@ -43,13 +45,14 @@ def frame_conditions(avatar, audio: DrivingAudio, frames: Sequence[int], eye: np
     device = next(model.parameters()).device
     win = torch.from_numpy(np.array(audio.windows[lo:hi], np.float32)).to(device)  # a copy: the view is read-only
     if mouth is None:
-        mouth_in = clip_mouth(model, audio, lo, hi)
+        mouth_in = model.mouth_input(win, audio.articulation[lo:hi])
         mouth_in = None if mouth_in is None else mouth_in[torch.from_numpy(frames - lo).to(mouth_in.device)]
     else:
         mouth_in = model.mouth_vector(mouth)
     eye_t = torch.from_numpy(np.array(eye, np.float32)).to(device)
     cond = model.conditions(win, torch.from_numpy(frames - lo).to(device), eye_t, mouth=mouth_in)
+    dims = cond.audio.shape[1] - model.mouth_dim  # the audio code's; the mouth input follows
     if closed_code and mouth_in is not None:
-        cond.audio = blend(cond.audio, rest.closed, closed_weights(mouth_in[:, 0].cpu().numpy()))
-    cond.audio = blend(cond.audio, rest.silence, audio.silence[frames])
+        cond.audio = blend(cond.audio, rest.closed, closed_weights(mouth_in[:, 0].cpu().numpy()), dims)
+    cond.audio = blend(cond.audio, rest.silence, audio.silence[frames], dims)
     return cond

@@ -90,12 +90,14 @@ def closed_weights(mouth: np.ndarray | None) -> np.ndarray | None:
     return np.clip((2 * CLOSED_OPENING - m) / CLOSED_OPENING, 0.0, 1.0).astype(np.float32)
 
 
-def blend(codes: torch.Tensor, code: torch.Tensor | None, weights: np.ndarray) -> torch.Tensor:
-    """``codes`` (B, A) moved towards ``code`` (1, A) by ``weights`` (B,)."""
+def blend(codes: torch.Tensor, code: torch.Tensor | None, weights: np.ndarray, dims: int | None = None) -> torch.Tensor:
+    """``codes`` (B, A) moved towards ``code`` (1, A) by ``weights`` (B,); only the first ``dims``
+    columns (default all), the others kept."""
     if code is None or not np.any(weights):
         return codes
+    d = codes.shape[1] if dims is None else dims
     w = torch.from_numpy(np.asarray(weights, np.float32)).to(codes)[:, None]
-    return codes * (1 - w) + code.to(codes) * w
+    return torch.cat([codes[:, :d] * (1 - w) + code[:, :d].to(codes) * w, codes[:, d:]], 1)
 
 
 @dataclass

@@ -5,16 +5,21 @@ face height, divided by the presenter's median speaking opening: :mod:`nerfhead.
 ``K`` lip-shape components: the first principal components of the tracked lip landmarks of the
 capture's training frames, taken in the head's frame (each frame's rigid landmarks aligned onto their
 mean by a similarity transform, so head turns and distance do not count as lip shape), each scaled
-to unit spread. Training feeds the tracked code of each frame (teacher forcing). A render feeds
-:class:`LipPredictor`'s code, fitted on the capture: a regularised linear map from the frame's
-audio (its feature window, pooled into three 50-60 ms spans) and the articulation track around it
-(:mod:`nerfhead.audio.articulation`, the speaker-independent rule) to the frame's tracked code, so
-the mouth moves the way this presenter's mouth moved for such sounds. Which inputs each output
-uses, and how strongly the map is regularised, is chosen on held-back frames of the capture: on a
-long capture the audio features carry the mouth (Whisper's states: test-frame correlation of the
-opening 0.6 on the 71 s development identity, the rule 0.26); on a 20 s one there is too little to
-learn from and the rule's prior wins. In silences and at /p b m/ the code moves to the capture's
-mean closed-lips code.
+to unit spread. Training feeds the tracked code of each frame (teacher forcing).
+
+A render feeds the articulation rule's opening (:mod:`nerfhead.audio.articulation` through the
+avatar's :class:`~nerfhead.field.mouth.MouthTrack`: closed in silences and at /p b m/, wider for
+loud open vowels, for any voice) plus :data:`RESIDUAL_GAIN` times :class:`LipPredictor`'s
+*correction* of it, fitted on the capture: a regularised linear map from the frame's audio (its
+feature window, pooled into three 50-60 ms spans) and the articulation track around it to what the
+presenter's tracked code was beyond the rule's (one presenter keeps the lips apart in short pauses,
+another opens less than the rule says), so the mouth moves the way this presenter's mouth moved for
+such sounds. Which inputs each output uses, and how strongly the map is regularised, is chosen on
+held-back frames of the capture (the simplest choice within one standard error of the best). The
+correction learnt from one voice carries only in part to other voices: at full strength it follows
+the capture's held-out frames best but loses the rule's loudness tracking on other speakers; at
+half strength (:data:`RESIDUAL_GAIN`) every development clip kept at least the real capture's
+loudness correlation and /p b m/ closing (docs/EVALUATION.md, issue 17).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ FOLDS = 5  # contiguous spans of the training frames, each held back in turn to 
 RIDGE = (1.0, 10.0, 100.0, 1e3, 1e4)  # regularisation strengths tried (inputs standardised)
 ART_CONTEXT = 3  # articulation scores of this many frames either side of the frame
 INPUTS = ("audio", "rule", "audio+rule", "none")  # input sets tried for each output
+RESIDUAL_GAIN = 0.5  # share of the fitted correction a render adds to the rule's mouth input (measured)
 
 
 def canonical_lips(landmarks: np.ndarray, rigid_ids: np.ndarray, lip_ids: np.ndarray) -> np.ndarray:
@@ -98,9 +104,23 @@ def _ridge(x: np.ndarray, y: np.ndarray, lam: float) -> tuple[np.ndarray, np.nda
     return w, ym - x.mean(0) @ w
 
 
+def _one_standard_error(tried: list, j: int) -> tuple[float, str, float]:
+    """(held-back error, input set, strength) for output ``j``: the simplest of the ``tried`` maps
+    (fewest inputs, then strongest regularisation) whose mean held-back error is within one standard
+    error of the best one's (the one-standard-error rule: on a short capture the best-scoring map is
+    often noise fitted to it)."""
+    means = np.array([t[3][:, j].mean() for t in tried])
+    best = int(np.argmin(means))
+    folds = tried[best][3][:, j]
+    limit = means[best] + folds.std(ddof=1) / np.sqrt(len(folds))
+    pick = min((t for t, m in zip(tried, means) if m <= limit), key=lambda t: t[0])
+    return float(pick[3][:, j].mean()), pick[1], pick[2]
+
+
 class LipPredictor(nn.Module):
-    """Audio feature windows and articulation scores of consecutive frames -> their mouth input
-    (opening + lip-shape code): a linear map fitted in closed form (:meth:`fit`)."""
+    """Audio feature windows and articulation scores of consecutive frames -> a correction of a
+    prior mouth input (opening + lip-shape code; the prior 0 for checkpoints before it): a linear map
+    fitted in closed form (:meth:`fit`)."""
 
     def __init__(self, feature_dim: int, window: int, out_dim: int) -> None:
         super().__init__()
@@ -113,6 +133,25 @@ class LipPredictor(nn.Module):
         self.register_buffer("weight", torch.zeros(n_in, out_dim))
         self.register_buffer("bias", torch.zeros(out_dim))
         self.register_buffer("closed", torch.zeros(out_dim))  # the capture's mean closed-lips input
+        # the lip shape that goes with an opening on the capture: input = prior_base + prior_slope * opening
+        self.register_buffer("prior_base", torch.zeros(out_dim))
+        self.register_buffer("prior_slope", torch.eye(out_dim)[0])
+
+    def prior(self, opening: torch.Tensor) -> torch.Tensor:
+        """(n, out_dim) the mouth input that goes with openings ``opening`` (n,): the opening itself
+        and the lip shape the capture showed with it on average (a linear fit, :meth:`fit_prior`)."""
+        return self.prior_base + opening.to(self.prior_slope)[:, None] * self.prior_slope
+
+    def fit_prior(self, targets: np.ndarray, frames) -> None:
+        """Fit :meth:`prior` on the tracked mouth inputs ``targets`` (n, out_dim) of ``frames``: each
+        lip-shape component against the opening (column 0) by least squares."""
+        y = np.asarray(targets, np.float64)[np.asarray(frames, np.int64)]
+        a = np.c_[np.ones(len(y)), y[:, 0]]
+        coef = np.linalg.lstsq(a, y, rcond=None)[0]
+        base, slope = coef[0], coef[1]
+        base[0], slope[0] = 0.0, 1.0
+        self.prior_base.copy_(torch.from_numpy(base))
+        self.prior_slope.copy_(torch.from_numpy(slope))
 
     def inputs(self, windows: np.ndarray, scores: np.ndarray) -> np.ndarray:
         """(n, I) raw inputs of consecutive frames."""
@@ -124,8 +163,9 @@ class LipPredictor(nn.Module):
 
     @torch.no_grad()
     def predict(self, windows: torch.Tensor | np.ndarray, scores: np.ndarray) -> torch.Tensor:
-        """(n, out_dim) mouth input of consecutive frames (``windows`` (n, window, D), articulation
-        ``scores`` (n,)), smoothed over time."""
+        """(n, out_dim) the map's output for consecutive frames (``windows`` (n, window, D),
+        articulation ``scores`` (n,)), smoothed over time: the correction of the prior it was fitted
+        against (:meth:`fit`)."""
         win = windows.cpu().numpy() if torch.is_tensor(windows) else np.asarray(windows)
         if len(win) == 0:
             return torch.zeros(0, self.out_dim, device=self.weight.device)
@@ -134,37 +174,42 @@ class LipPredictor(nn.Module):
             out = gaussian_filter1d(out, PREDICT_SMOOTH, axis=0, mode="nearest")
         return torch.from_numpy(out.astype(np.float32)).to(self.weight.device)
 
-    def fit(self, windows: np.ndarray, scores: np.ndarray, targets: np.ndarray, frames, closed_frames) -> dict:
+    def fit(self, windows: np.ndarray, scores: np.ndarray, targets: np.ndarray, frames, closed_frames,
+            prior: np.ndarray | None = None) -> dict:
         """Fit on the capture: its feature ``windows`` (n, window, D) and articulation ``scores`` (n,)
         for all its frames, the tracked mouth inputs ``targets`` (n, out_dim), the training ``frames``
         with a face, and ``closed_frames`` (training frames in speech with closed lips) whose mean
-        target becomes :attr:`closed`.
+        target becomes :attr:`closed`. The map learns ``targets - prior`` (``prior`` (n, out_dim):
+        the mouth input a render starts from; default 0, the targets themselves).
 
         For each output, the input set (:data:`INPUTS`) and strength (:data:`RIDGE`) are chosen by
         cross-validation over ``FOLDS`` contiguous spans of ``frames`` (each span held back in turn, so
-        neighbouring frames never sit on both sides); then the map is refitted on all ``frames``.
+        neighbouring frames never sit on both sides), the simplest within one standard error of the
+        best (:func:`_one_standard_error`); then the map is refitted on all ``frames``.
         Returns per output the choice and its held-back error as a share of the held-back variance
-        (1: no better than a constant)."""
+        of what it learns (1: no better than a constant)."""
         frames = np.sort(np.asarray(frames, np.int64))
         targets = np.asarray(targets, np.float64)
+        learnt = targets if prior is None else targets - np.asarray(prior, np.float64)
         raw = self.inputs(np.asarray(windows), np.asarray(scores))[frames].astype(np.float64)
         mean, std = raw.mean(0), raw.std(0) + 1e-6
         x = (raw - mean) / std
-        y = targets[frames]
+        y = learnt[frames]
         n_audio = 3 * self.feature_dim
         cols = {"audio": np.arange(n_audio), "rule": np.arange(n_audio, x.shape[1]),
                 "audio+rule": np.arange(x.shape[1]), "none": np.arange(0)}
         folds = np.array_split(np.arange(len(frames)), FOLDS)  # contiguous spans of the capture
-        best = [(np.inf, "none", RIDGE[0])] * self.out_dim
+        tried = []  # (complexity, name, strength, per-fold errors (FOLDS, out_dim))
         for name in INPUTS:
             c = cols[name]
             for lam in (RIDGE if len(c) else RIDGE[:1]):
-                err = np.zeros(self.out_dim)
-                for held in folds:
+                err = np.zeros((len(folds), self.out_dim))
+                for k, held in enumerate(folds):
                     keep = np.setdiff1d(np.arange(len(frames)), held)
                     w, b = _ridge(x[keep][:, c], y[keep], lam)
-                    err += ((x[held][:, c] @ w + b - y[held]) ** 2).mean(0) / (y[held].var(0) + 1e-12) / len(folds)
-                best = [min(old, (float(e), name, lam)) for old, e in zip(best, err)]
+                    err[k] = ((x[held][:, c] @ w + b - y[held]) ** 2).mean(0) / (y[held].var(0) + 1e-12)
+                tried.append(((len(c), -lam), name, lam, err))
+        best = [_one_standard_error(tried, j) for j in range(self.out_dim)]
         weight, bias = np.zeros((x.shape[1], self.out_dim)), np.zeros(self.out_dim)
         for j, (_, name, lam) in enumerate(best):
             c = cols[name]
@@ -177,6 +222,6 @@ class LipPredictor(nn.Module):
         self.weight.copy_(torch.from_numpy(weight))
         self.bias.copy_(torch.from_numpy(bias))
         closed = np.asarray(closed_frames, np.int64)
-        self.closed.copy_(torch.from_numpy(targets[closed].mean(0) if len(closed) else y.mean(0)))
+        self.closed.copy_(torch.from_numpy(targets[closed].mean(0) if len(closed) else targets[frames].mean(0)))
         return {"choice": [f"{name} (strength {lam:g})" for _, name, lam in best],
                 "held_back_error": [round(e, 3) for e, _, _ in best]}

@@ -22,7 +22,7 @@ from nerfhead.config import from_dict
 from nerfhead.field.audio_net import AudioNet, AudioNetConfig
 from nerfhead.errors import InputError
 from nerfhead.field.head import HeadField, HeadFieldConfig
-from nerfhead.field.lips import LipPredictor
+from nerfhead.field.lips import RESIDUAL_GAIN, LipPredictor
 from nerfhead.field.mouth import MouthTrack
 from nerfhead.field.rays import Intrinsics
 from nerfhead.field.renderer import RayConditions
@@ -39,6 +39,7 @@ class ModelConfig:
     mouth: bool = True  # condition the head on the mouth opening (checkpoints before it: False)
     lip_code: int = 4  # lip-shape components in the mouth input besides the opening (checkpoints before: 0)
     mouth_from: str = "audio"  # at render: "audio" (the learned LipPredictor) or "rule" (articulation track)
+    mouth_prior: str = "rule"  # what the LipPredictor corrects: "rule" (the rule's opening) or "none" (before it)
 
 
 @dataclass
@@ -62,6 +63,8 @@ class TalkingHeadModel(nn.Module):
         aabb = torch.tensor(np.asarray(meta.aabb, np.float32))
         if cfg.mouth_from not in ("audio", "rule"):
             raise InputError(f"model.mouth_from must be audio or rule, not '{cfg.mouth_from}'")
+        if cfg.mouth_prior not in ("rule", "none"):
+            raise InputError(f"model.mouth_prior must be rule or none, not '{cfg.mouth_prior}'")
         self.mouth_dim = (1 + max(0, cfg.lip_code)) if cfg.mouth else 0
         self.field = HeadField(replace(cfg.head, audio_dim=cfg.head.audio_dim + self.mouth_dim), aabb, meta.n_frames)
         self.mouth_track = MouthTrack() if cfg.mouth else None
@@ -82,11 +85,16 @@ class TalkingHeadModel(nn.Module):
         config.setdefault("mouth", False)  # written before the mouth input existed
         config.setdefault("lip_code", 0)  # before the lip-shape code: the opening alone
         config.setdefault("mouth_from", "rule")  # before the learned predictor
+        config.setdefault("mouth_prior", "none")  # before the predictor corrected the rule
         torso = dict(config.get("torso", {}))
         torso.setdefault("pose_frequencies", torso.get("frequencies", 4))  # written before it had its own count
         config["torso"] = torso
         model = cls(from_dict(ModelConfig, config), ModelMeta(**payload["model_meta"]))
-        model.load_state_dict(payload["model"])
+        state = dict(payload["model"])
+        for key, value in model.state_dict().items():
+            if key.startswith("lip_predictor.prior_"):
+                state.setdefault(key, value)  # written before the prior: the opening alone, mean lip shape
+        model.load_state_dict(state)
         return model
 
     @property
@@ -108,18 +116,30 @@ class TalkingHeadModel(nn.Module):
         their audio feature ``windows`` (n, window, D) and articulation ``scores`` (n,)
         (:mod:`nerfhead.audio.articulation`); None for a model without the mouth input.
 
-        With the fitted predictor (:class:`~nerfhead.field.lips.LipPredictor`): its code, moved to the
-        capture's closed-lips code where the articulation track closes the lips (silences, /p b m/).
-        Otherwise the rule's opening alone."""
+        The rule's opening (:meth:`rule_mouth`) plus :data:`~nerfhead.field.lips.RESIDUAL_GAIN` times
+        the fitted predictor's correction (:class:`~nerfhead.field.lips.LipPredictor`); the rule's
+        opening alone without a predictor. Checkpoints from before the prior: the predictor's code,
+        moved to the capture's closed-lips code where the rule closes the lips."""
         if self.mouth_track is None:
             return None
-        device = self.mouth_track.score_q.device
-        scores = np.asarray(scores, np.float32)
+        rule = self.rule_mouth(scores)
         if self.lip_predictor is None:
-            return self.mouth_track(torch.from_numpy(scores).to(device))[:, None]
+            return rule
         out = self.lip_predictor.predict(windows, scores)
-        shut = torch.from_numpy(scores <= 0.0).to(device)
+        if self.cfg.mouth_prior == "rule":
+            return rule + RESIDUAL_GAIN * out
+        shut = torch.from_numpy(np.asarray(scores) <= 0.0).to(out.device)
         return torch.where(shut[:, None], self.lip_predictor.closed.expand_as(out), out)
+
+    def rule_mouth(self, scores: np.ndarray) -> torch.Tensor:
+        """(n, mouth_dim) the mouth input the articulation rule alone asks for: its opening mapped
+        to this presenter's (:class:`~nerfhead.field.mouth.MouthTrack`), with the lip shape the
+        capture showed with that opening (:meth:`~nerfhead.field.lips.LipPredictor.prior`; a lip
+        shape at odds with the opening is a mouth the field never saw: it bent the chin)."""
+        opening = self.mouth_track(torch.from_numpy(np.asarray(scores, np.float32)).to(self.mouth_track.score_q.device))
+        if self.lip_predictor is None:
+            return self.mouth_vector(opening)
+        return self.lip_predictor.prior(opening)
 
     def closed_mouth(self, n: int) -> torch.Tensor | None:
         """(n, mouth_dim) the mouth input of closed lips; None for a model without the mouth input."""

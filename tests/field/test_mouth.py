@@ -74,6 +74,10 @@ def test_checkpoint_without_mouth_loads():
     new = TalkingHeadModel(ModelConfig(grid_resolution=16), _meta())
     again = TalkingHeadModel.from_checkpoint(new.checkpoint_fields())
     assert again.mouth_track is not None and again.lip_predictor is not None and again.mouth_dim == 5
+    assert again.cfg.mouth_prior == "rule"
+    direct = new.checkpoint_fields()  # as written before the predictor corrected the rule
+    del direct["model_config"]["mouth_prior"]
+    assert TalkingHeadModel.from_checkpoint(direct).cfg.mouth_prior == "none"
     before = new.checkpoint_fields()  # as written before the lip code and its predictor
     for key in ("lip_code", "mouth_from"):
         del before["model_config"][key]
