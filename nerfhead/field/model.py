@@ -141,6 +141,17 @@ class TalkingHeadModel(nn.Module):
             return self.mouth_vector(opening)
         return self.lip_predictor.prior(opening)
 
+    def fit_mouth_map(self, windows: np.ndarray, scores: np.ndarray, targets: np.ndarray, frames,
+                      closed_frames) -> dict:
+        """Fit the predictor on a capture (:meth:`~nerfhead.field.lips.LipPredictor.fit`; the mouth
+        track calibrated first): with the rule prior, the lip shape that goes with each opening, then
+        the correction of the rule's mouth input. Returns the fit's choices and held-back errors."""
+        prior = None
+        if self.cfg.mouth_prior == "rule":
+            self.lip_predictor.fit_prior(targets, frames)
+            prior = self.rule_mouth(scores).cpu().numpy()
+        return self.lip_predictor.fit(windows, scores, targets, frames, closed_frames, prior=prior)
+
     def closed_mouth(self, n: int) -> torch.Tensor | None:
         """(n, mouth_dim) the mouth input of closed lips; None for a model without the mouth input."""
         if self.mouth_track is None:

@@ -97,13 +97,8 @@ def fit_lip_predictor(model: TalkingHeadModel, data: TrainingData) -> None:
     if len(frames) < 20:
         raise IdentityError(f"'{data.ident.name}' has only {len(frames)} training frames with a tracked mouth "
                             "(at least 20 needed); film a longer capture")
-    targets = data.mouth_inputs(model.cfg.lip_code).numpy()
-    prior = None
-    if model.cfg.mouth_prior == "rule":
-        model.lip_predictor.fit_prior(targets, frames)
-        prior = model.rule_mouth(data.audio.articulation).cpu().numpy()
-    fit = model.lip_predictor.fit(data.windows.numpy(), data.audio.articulation, targets, frames, data.closed_frames(),
-                                  prior=prior)
+    fit = model.fit_mouth_map(data.windows.numpy(), data.audio.articulation, data.mouth_inputs(model.cfg.lip_code).numpy(),
+                              frames, data.closed_frames())
     log.info("audio -> mouth map fitted in %.1f s; per output (opening, lip shape 1..): %s; held-back error "
              "(share of the variance it learns) %s", time.monotonic() - t0, ", ".join(fit["choice"]), fit["held_back_error"])
 

@@ -95,8 +95,7 @@ def _sample_model(sample_identity, tracks, **cfg):
     targets = np.c_[opening, lip_codes(canon, split["train"], 4)].astype(np.float32)
     train = [f for f in split["train"] if np.isfinite(opening[f])]
     model.mouth_track.calibrate(audio.articulation[train], opening[train])
-    prior = model.rule_mouth(audio.articulation).numpy() if model.cfg.mouth_prior == "rule" else None
-    model.lip_predictor.fit(windows, audio.articulation, targets, train, train[:30], prior=prior)
+    model.fit_mouth_map(windows, audio.articulation, targets, train, train[:30])
     return model, audio, opening, split
 
 
