@@ -42,11 +42,20 @@ def test_head_rect_holds_every_marched_ray(trained_sample):
         inside = np.zeros((h, w), bool)
         inside[y0:y1, x0:x1] = True
         assert not (hit & ~inside).any(), f"frame {f}: rays with samples outside {(x0, y0, x1, y1)}"
-        # and it is tight: within about a grid cell of what is hit, not the whole frame
-        rows, cols = np.nonzero(hit)
+        # and it is tight: within about a grid cell of the occupied cells' projected centres, clipped
+        # to the picture. Not of the rays that are hit: a stray occupied cell just outside the picture
+        # (above the hair) widens the rectangle to the picture's edge with no ray of the picture
+        # reaching it, and whether a short training run leaves one varies from run to run.
+        centres = model.grid.cell_points(model.grid.occupied_mask().nonzero().squeeze(1)).numpy()
+        w2c = np.linalg.inv(c2w).astype(np.float64)
+        cam = centres @ w2c[:3, :3].T + w2c[:3, 3]
+        u = np.clip(k.fx * cam[:, 0] / cam[:, 2] + k.cx, 0, w)
+        v = np.clip(k.fy * cam[:, 1] / cam[:, 2] + k.cy, 0, h)
         cell_px = k.fx * float((model.field.aabb[1] - model.field.aabb[0]).norm()) / model.grid.resolution / 0.5
         slack = 3 + 2 * cell_px
-        assert max(rows.min() - y0, y1 - rows.max(), cols.min() - x0, x1 - cols.max()) <= slack
+        assert max(u.min() - x0, x1 - u.max(), v.min() - y0, y1 - v.max()) <= slack
+        rows, cols = np.nonzero(hit)  # and what is hit lies within the cells' projection too
+        assert min(rows.min() - v.min(), v.max() - rows.max(), cols.min() - u.min(), u.max() - cols.max()) >= -slack
 
 
 def test_frame_equals_all_rays_rendered_in_any_chunks(trained_sample):
