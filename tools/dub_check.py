@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from benchlib import run_measured
 from nerfhead.avatar.portrait import lower_face_mask
 from nerfhead.dataset import FPS, Identity, mouth_opening
 from nerfhead.eval.crossdriven import capture_scores
@@ -84,16 +84,7 @@ def child_dub(identity: str, root: str | None, video: Path, audio: Path, out: Pa
     cmd = [sys.executable, "-m", "nerfhead", "dub", identity, str(video), "--audio", str(audio), "-o", str(out)]
     if root:
         cmd += ["--root", root]
-    log = out.with_suffix(".log")
-    t0 = time.perf_counter()
-    with open(log, "wb") as sink:  # a file, not a pipe: a chatty child never blocks on it
-        proc = subprocess.Popen(cmd, env=dict(os.environ, NERFHEAD_PROGRESS="0"), stdout=sink,
-                                stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"dub failed:\n{log.read_text(errors='replace')}")
-    return usage.ru_maxrss / 1024, wall
+    return run_measured(cmd, dict(os.environ, NERFHEAD_PROGRESS="0"), out.with_suffix(".log"), "dub")
 
 
 def memory_check(args, clip: Path) -> None:

@@ -97,11 +97,13 @@ think three through time tiny today top tomb town tree trip true try tube turn t
 use very voice wait walk warm wash watch water wave way we wear web week well west what wheel
 when white why wide wild will wind window winter wise with woman wood word work world year yes
 young zebra zoom""".split()
-TRAIN_VOICES = [("en-us", 150), ("en-us", 180), ("en-gb", 160), ("en-us+f3", 170), ("en-us+m3", 150),
-                ("en-gb+f3", 190), ("en-us+f1", 160), ("en-gb-scotland", 170), ("en-us+m1", 200)]
-EVAL_VOICES = [("en-us", 160), ("en-us", 190), ("en-gb", 180), ("en-us+f3", 140), ("en-us+m3", 200),
-               ("en-gb+f3", 170)]
-UNSEEN_VOICES = [("en-029", 170), ("en-gb-x-rp+f2", 150)]
+# espeak-ng voices (the "espeak:" prefix: a bare "en-us" is piper's voice where piper is installed)
+TRAIN_VOICES = [("espeak:en-us", 150), ("espeak:en-us", 180), ("espeak:en-gb", 160), ("espeak:en-us+f3", 170),
+                ("espeak:en-us+m3", 150), ("espeak:en-gb+f3", 190), ("espeak:en-us+f1", 160),
+                ("espeak:en-gb-scotland", 170), ("espeak:en-us+m1", 200)]
+EVAL_VOICES = [("espeak:en-us", 160), ("espeak:en-us", 190), ("espeak:en-gb", 180), ("espeak:en-us+f3", 140),
+               ("espeak:en-us+m3", 200), ("espeak:en-gb+f3", 170)]
+UNSEEN_VOICES = [("espeak:en-029", 170), ("espeak:en-gb-x-rp+f2", 150)]
 
 
 def random_strings(n: int, seed: int = 7) -> list[str]:
@@ -124,7 +126,8 @@ def _utterance(job):
     except phones.AlignmentError:
         return None
     if noise_db is not None:  # noise at a level below the speech (-23 dBFS RMS): room, hiss
-        rng = np.random.default_rng(zlib.crc32(f"{text}|{voice}|{rate}".encode()))
+        # seeded by the voice's espeak-ng name, as when the shipped detector was trained
+        rng = np.random.default_rng(zlib.crc32(f"{text}|{voice.removeprefix('espeak:')}|{rate}".encode()))
         noise = rng.normal(size=x.size).astype(np.float32)
         if rng.random() < 0.5:  # pink-ish
             noise = np.cumsum(noise) * 0.02

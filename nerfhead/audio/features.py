@@ -97,16 +97,18 @@ class AudioFeatures:
 def features_for(source: str | Path | None = None, *, text: str | None = None, text_file: str | Path | None = None,
                  voice: str | None = None, rate: int | None = None, extractor: str | FeatureExtractor = "default",
                  cache: bool = True) -> AudioFeatures:
-    """Features of an audio/video file, or of a script spoken by espeak-ng.
+    """Features of an audio/video file, or of a script spoken by a TTS voice.
 
     * ``features_for("speech.mp3")`` - any file PyAV reads (its first audio track).
     * ``features_for("speech.wav", text="what is said")`` - with a transcript: visemes come from
       forced alignment (falls back to phone recognition, with a warning, if alignment fails).
-    * ``features_for(text="Hello.", voice="de", rate=150)`` or ``text_file=...`` - TTS.
+    * ``features_for(text="Hello.", voice="espeak:de", rate=150)`` or ``text_file=...`` - TTS
+      (:mod:`nerfhead.audio.voices`; with a file, ``voice`` names the language the text is in).
 
     Results are cached by content (see :mod:`nerfhead.audio.cache`).
     """
     from nerfhead.audio import tts
+    from nerfhead.audio.voices import language_of
 
     ext = get_extractor(extractor)
     if source is None:
@@ -117,7 +119,7 @@ def features_for(source: str | Path | None = None, *, text: str | None = None, t
     else:
         path = Path(source)
         script = tts.read_script(text, text_file) if (text is not None or text_file is not None) else None
-        lang = tts.resolve_voice(voice).split("+")[0]
+        lang = language_of(voice)
         spans = [(0.0, float("inf"), script)] if script is not None else []
         label = str(source)
 
@@ -156,7 +158,8 @@ def _compute(path: Path, scan: loading.AudioScan, ext: FeatureExtractor, spans, 
                 ids.append(out["visemes"])
                 speech.append(out["vad"])
                 recognized.extend(out["phones"])
-    features = np.concatenate(feats).astype(np.float32)
+    features = np.concatenate(feats).astype(np.float32, copy=False)  # one copy of a long script's features, not two
+    del feats
     viseme_ids = np.concatenate(ids).astype(np.int8) if ids else None
     phone_source = "allphone" if viseme_ids is not None else "none"
     used = list(recognized)

@@ -1,16 +1,17 @@
-"""Text to speech for scripts, through espeak-ng (a Debian package that `make install` adds).
+"""Text to speech for scripts: a script in, a 16 kHz wav with each sentence's time span out.
 
-:func:`synthesize` speaks ``text`` (or the contents of ``text_file``) sentence by sentence and
-returns a 16 kHz mono wav with each sentence's time span, which forced alignment then uses
-sentence by sentence. Results are cached by (text, voice, rate, espeak-ng version), so
-re-rendering the same script does not speak it again.
+:func:`synthesize` speaks ``text`` (or the contents of ``text_file``) sentence by sentence with a
+voice of :mod:`nerfhead.audio.voices` (piper's natural English voice when installed, espeak-ng for
+every other language), writing the sentences to the wav as they come (memory stays flat for long
+scripts), and returns the sentences' spans, which forced alignment then uses sentence by sentence.
+English scripts are first put in words (:mod:`nerfhead.audio.normalize`: "3.5 %" -> "three point
+five percent"), so the voice and the aligner read the same words. Results are cached by (text,
+voice, rate, engine version), so re-rendering the same script does not speak it again.
 
-Voice: any espeak-ng voice name (``espeak-ng --voices``), e.g. ``en-us``, ``en-gb``, ``de``,
-``fr``, ``es``, ``cmn``; a ``+variant`` picks the voice quality (``de+f3``). Without a variant
-``+klatt`` is used: espeak-ng's Klatt synthesiser, whose speech pocketsphinx's acoustic model
-follows best (phone recognition agrees with forced alignment on 78 % of speech frames at viseme
-level, against 53-64 % for the default, f3 and en-gb variants; 18 sentences). Rate: words per
-minute, 80-450 (espeak-ng's range), default 160.
+espeak-ng voices default to the Klatt variant, whose speech pocketsphinx's acoustic model follows
+best (phone recognition agrees with forced alignment on 78 % of speech frames at viseme level,
+against 53-64 % for the default, f3 and en-gb variants; 18 sentences). Rate: words per minute,
+80-450 (espeak-ng's range), default 160 (piper: the voice's own pace).
 """
 
 from __future__ import annotations
@@ -19,23 +20,22 @@ import hashlib
 import json
 import re
 import shutil
-import subprocess
 import tempfile
+import wave
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from nerfhead.audio.cache import cache_root
 from nerfhead.audio.g2p import words_of
+from nerfhead.audio.normalize import normalize_english
+from nerfhead.audio.voices import NORMAL_RATE, Voice, resolve_voice
 from nerfhead.errors import InputError
-from nerfhead.io.audio import load_audio, save_wav
+from nerfhead.io.audio import load_audio
 from nerfhead.io.files import atomic_path
 
-DEFAULT_VOICE = "en-us"
-DEFAULT_VARIANT = "klatt"
-DEFAULT_RATE = 160
+DEFAULT_RATE = NORMAL_RATE
 RATE_RANGE = (80, 450)
 SAMPLE_RATE = 16000
 MAX_CHARS = 200_000
@@ -43,34 +43,15 @@ MAX_CHARS = 200_000
 
 @dataclass
 class Speech:
-    """A synthesised script: the wav and, per sentence, its text and time span in seconds."""
+    """A synthesised script: the wav, the words spoken (after normalisation), the voice's name
+    (``engine:voice``) and language, and per sentence its text and time span in seconds."""
 
     path: Path
     text: str
     voice: str
     rate: int
+    language: str
     sentences: list[tuple[float, float, str]] = field(default_factory=list)
-
-    @property
-    def language(self) -> str:
-        return self.voice.split("+")[0]
-
-
-def espeak_path() -> str:
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        raise InputError("espeak-ng is not installed, so --text cannot be spoken: run `make install` "
-                         "(or `apt-get install espeak-ng`), or give an audio file instead")
-    return exe
-
-
-@lru_cache(maxsize=1)
-def espeak_version() -> str:
-    try:
-        out = subprocess.run([espeak_path(), "--version"], capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.strip().split("Data at")[0].strip()
 
 
 def read_script(text: str | None = None, text_file: str | Path | None = None) -> str:
@@ -97,13 +78,6 @@ def read_script(text: str | None = None, text_file: str | Path | None = None) ->
     return text
 
 
-def resolve_voice(voice: str | None) -> str:
-    voice = (voice or DEFAULT_VOICE).strip()
-    if not re.fullmatch(r"[A-Za-z0-9_\-/]+(\+[A-Za-z0-9_\-]+)?", voice):
-        raise InputError(f"voice {voice!r} is not an espeak-ng voice name (e.g. en-us, de, fr+f3)")
-    return voice if "+" in voice else f"{voice}+{DEFAULT_VARIANT}"
-
-
 def resolve_rate(rate: int | None) -> int:
     rate = DEFAULT_RATE if rate is None else int(rate)
     lo, hi = RATE_RANGE
@@ -118,54 +92,62 @@ def split_sentences(text: str) -> list[str]:
     return [p.strip() for p in parts if words_of(p)]
 
 
+def spoken_text(script: str, voice: Voice) -> str:
+    """The words ``voice`` is given for ``script``: English put in words, other languages as written."""
+    return normalize_english(script) if voice.english else script
+
+
 def synthesize(text: str | None = None, text_file: str | Path | None = None, voice: str | None = None,
                rate: int | None = None, out: str | Path | None = None, cache: bool = True) -> Speech:
-    """Speak a script with espeak-ng -> :class:`Speech` (16 kHz mono wav + sentence spans).
+    """Speak a script -> :class:`Speech` (16 kHz mono wav + sentence spans).
 
     The wav goes to ``out`` if given, else into the cache (``<cache>/tts``).
     """
     script = read_script(text, text_file)
-    voice, rate = resolve_voice(voice), resolve_rate(rate)
-    exe = espeak_path()
-    key = hashlib.sha256(json.dumps([script, voice, rate, espeak_version()]).encode()).hexdigest()[:32]
+    speaker, rate = resolve_voice(voice), resolve_rate(rate)
+    script = spoken_text(script, speaker)
+    key = hashlib.sha256(json.dumps([script, speaker.name, rate, speaker.version()]).encode()).hexdigest()[:32]
     cached_wav = cache_root() / "tts" / f"{key}.wav"
     cached_meta = cached_wav.with_suffix(".json")
     target = Path(out) if out is not None else cached_wav
+    result = dict(text=script, voice=speaker.name, rate=rate, language=speaker.language)
     if cache and cached_wav.is_file() and cached_meta.is_file():
         try:
             spans = [tuple(s) for s in json.loads(cached_meta.read_text())["sentences"]]
             if out is not None:
-                shutil.copyfile(cached_wav, target)
-            return Speech(path=target, text=script, voice=voice, rate=rate, sentences=spans)
+                with atomic_path(target) as tmp:
+                    shutil.copyfile(cached_wav, tmp)
+            return Speech(path=target, sentences=spans, **result)
         except (ValueError, KeyError, OSError):
             pass  # a damaged cache entry: speak again
 
-    pieces: list[np.ndarray] = []
+    written = cached_wav if cache else target
+    spans = _speak_to(written, speaker, split_sentences(script), rate)
+    if cache:
+        with atomic_path(cached_meta) as tmp_meta:
+            tmp_meta.write_text(json.dumps({"voice": speaker.name, "rate": rate, "sentences": spans}))
+        if target != cached_wav:
+            with atomic_path(target) as tmp:
+                shutil.copyfile(cached_wav, tmp)
+    return Speech(path=target, sentences=spans, **result)
+
+
+def _speak_to(path: Path, voice: Voice, sentences: list[str], rate: int) -> list[tuple[float, float, str]]:
+    """Speak ``sentences`` one after another into the 16 kHz wav ``path`` (atomically); their spans."""
     spans: list[tuple[float, float, str]] = []
     t = 0
-    with tempfile.TemporaryDirectory(prefix="nerfhead-tts-") as tmp:
-        wav = Path(tmp) / "s.wav"
-        for sentence in split_sentences(script):
-            try:
-                res = subprocess.run([exe, "-v", voice, "-s", str(rate), "-w", str(wav), "--stdin"],
-                                     input=sentence, capture_output=True, text=True, timeout=600)
-            except (OSError, subprocess.SubprocessError) as exc:
-                raise InputError(f"espeak-ng failed: {exc}") from None
-            if res.returncode != 0 or not wav.is_file() or wav.stat().st_size <= 44:
-                detail = (res.stderr or res.stdout).strip().splitlines()
-                why = detail[-1] if detail else f"exit code {res.returncode}"
-                raise InputError(f"espeak-ng could not speak with voice {voice!r} ({why}); "
-                                 "see `espeak-ng --voices` for names")
-            samples = load_audio(wav, SAMPLE_RATE)
-            pieces.append(samples)
-            spans.append((t / SAMPLE_RATE, (t + samples.size) / SAMPLE_RATE, sentence))
-            t += samples.size
-            wav.unlink()
-    samples = np.concatenate(pieces)
-    save_wav(target, samples, SAMPLE_RATE)
-    if cache:
-        if target != cached_wav:
-            save_wav(cached_wav, samples, SAMPLE_RATE)
-        with atomic_path(cached_meta) as tmp_meta:
-            tmp_meta.write_text(json.dumps({"voice": voice, "rate": rate, "sentences": spans}))
-    return Speech(path=target, text=script, voice=voice, rate=rate, sentences=spans)
+    with tempfile.TemporaryDirectory(prefix="nerfhead-tts-") as tmp, atomic_path(path) as part:
+        one = Path(tmp) / "s.wav"
+        with wave.open(str(part), "wb") as writer:
+            writer.setnchannels(1)
+            writer.setsampwidth(2)
+            writer.setframerate(SAMPLE_RATE)
+            for sentence in sentences:
+                voice.speak(sentence, rate, one)
+                samples = load_audio(one, SAMPLE_RATE)
+                one.unlink()
+                pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2")
+                writer.writeframes(pcm.tobytes())
+                spans.append((t / SAMPLE_RATE, (t + samples.size) / SAMPLE_RATE, sentence))
+                t += samples.size
+    return spans

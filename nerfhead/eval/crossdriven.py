@@ -8,6 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
+from nerfhead.audio.features import AudioFeatures
 from nerfhead.avatar.conditions import clip_mouth
 from nerfhead.avatar.drive import DrivingAudio, capture_audio
 from nerfhead.dataset import FPS, mouth_opening
@@ -27,10 +28,13 @@ def capture_scores(renderer: AvatarRenderer) -> LipSyncScores:
 
 
 def driven_scores(renderer: AvatarRenderer, audio: str | Path, seconds: float | None = 10.0,
-                  opts: RenderOptions | None = None) -> LipSyncScores:
+                  opts: RenderOptions | None = None, feats: AudioFeatures | None = None) -> LipSyncScores:
     """Render the first ``seconds`` of ``audio`` (head over the plate; the torso does not move the
-    lips) and score the mouth of the rendered frames, and (``asked_*``) the mouth input it was given."""
-    feats, _ = renderer.features(audio)
+    lips) and score the mouth of the rendered frames, and (``asked_*``) the mouth input it was given.
+    ``feats``: the features to drive with when they are already computed (a script spoken by a
+    voice, :meth:`AvatarRenderer.features`); ``audio`` then only names the row."""
+    if feats is None:
+        feats, _ = renderer.features(audio)
     total = feats.n_video_frames
     n = total if seconds is None else min(total, max(1, int(round(seconds * FPS))))
     frames = renderer.frames(feats, opts or RenderOptions(), 0, n, torso=False)

@@ -143,16 +143,18 @@ class AvatarRenderer:
 
     # --- inputs ------------------------------------------------------------------------
     def features(self, audio: str | Path | None = None, text: str | None = None, voice: str | None = None,
-                 rate: int | None = None) -> tuple[AudioFeatures, Path]:
-        """Features of the driving audio (or of ``text`` spoken by espeak-ng) and the file to mux."""
+                 rate: int | None = None, text_file: str | Path | None = None) -> tuple[AudioFeatures, Path]:
+        """Features of the driving audio (or of ``text`` / ``text_file`` spoken by a TTS voice,
+        :mod:`nerfhead.audio.voices`) and the file to mux."""
         from nerfhead.audio import features_for
 
-        if audio is None and text is None:
-            raise InputError("give --audio FILE or --text \"...\"")
+        if audio is None and text is None and text_file is None:
+            raise InputError("give --audio FILE, --text \"...\" or --text-file SCRIPT.txt")
         if audio is not None and not Path(audio).is_file():
             raise InputError(f"audio file not found: {audio}")
-        feats = features_for(audio, text=text if audio is None else None, voice=voice, rate=rate,
-                             extractor=self.model.extractor)
+        spoken = audio is None
+        feats = features_for(audio, text=text if spoken else None, text_file=text_file if spoken else None,
+                             voice=voice, rate=rate, extractor=self.model.extractor)
         return feats, Path(audio) if audio is not None else feats.audio_path
 
     def poses(self, n: int, opts: RenderOptions) -> PoseTrack:
@@ -249,12 +251,14 @@ class AvatarRenderer:
 
 def render_video(name: str, out: str | Path, audio: str | Path | None = None, text: str | None = None,
                  voice: str | None = None, rate: int | None = None, opts: RenderOptions | None = None,
-                 root: str | Path | None = None, checkpoint: str | Path | None = None) -> RenderResult:
-    """Render identity ``name`` saying ``audio`` (any file PyAV reads) or ``text`` (espeak-ng)."""
+                 root: str | Path | None = None, checkpoint: str | Path | None = None,
+                 text_file: str | Path | None = None) -> RenderResult:
+    """Render identity ``name`` saying ``audio`` (any file PyAV reads), or ``text`` / ``text_file``
+    spoken by ``voice`` (:mod:`nerfhead.audio.voices`)."""
     check_output(out)
     opts = opts or RenderOptions()
     renderer = AvatarRenderer(name, root, checkpoint, torso=opts.composite != "portrait")
-    feats, audio_file = renderer.features(audio, text, voice, rate)
+    feats, audio_file = renderer.features(audio, text, voice, rate, text_file)
     return renderer.render(feats, audio_file, out, opts)
 
 

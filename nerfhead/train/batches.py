@@ -40,7 +40,10 @@ class RaySampler:
     """Draw :class:`RayBatch` es from an identity's frames.
 
     ``head_fraction`` of the rays fall on the mask of label ``focus`` (the head by default; the
-    torso stage focuses on the torso), ``uniform_fraction`` anywhere in the frame, the rest
+    torso stage focuses on the torso), ``mouth_fraction`` in the frame's mouth square
+    (``mouth_boxes``: (x0, y0, x1, y1) per frame of the store; lips, teeth and the inside of the
+    mouth are a few per cent of the head's pixels but most of what the audio changes),
+    ``uniform_fraction`` anywhere in the frame, the rest
     uniformly in that region's bounding rectangle grown by ``margin`` pixels, so the field sees its
     silhouette. The uniform share keeps every pixel of the frame under the loss: without it the head
     field grew opaque floaters over the collar, below the head's rectangle but inside its box, and
@@ -49,11 +52,16 @@ class RaySampler:
 
     def __init__(self, store: FrameStore, camera_to_head: np.ndarray, k: Intrinsics, frames: list[int],
                  rays: int = 4096, frames_per_batch: int = 4, head_fraction: float = 0.75, margin: int = 24,
-                 seed: int = 0, focus: int = HEAD, uniform_fraction: float = 0.0) -> None:
-        if head_fraction < 0 or uniform_fraction < 0 or head_fraction + uniform_fraction > 1:
-            # both come from a training config (head_fraction / torso_fraction and uniform_fraction)
-            raise InputError(f"ray fractions {head_fraction} (on the head or torso) and {uniform_fraction} "
-                             "(uniform_fraction, anywhere) must be >= 0 and sum to at most 1")
+                 seed: int = 0, focus: int = HEAD, uniform_fraction: float = 0.0, mouth_fraction: float = 0.0,
+                 mouth_boxes: np.ndarray | None = None) -> None:
+        shares = (head_fraction, uniform_fraction, mouth_fraction)
+        if min(shares) < 0 or sum(shares) > 1:
+            # they come from a training config (head_fraction / torso_fraction, uniform_fraction, mouth_fraction)
+            raise InputError(f"ray fractions {head_fraction} (on the head or torso), {uniform_fraction} "
+                             f"(uniform_fraction, anywhere) and {mouth_fraction} (mouth_fraction) must be >= 0 "
+                             "and sum to at most 1")
+        if mouth_fraction > 0 and mouth_boxes is None:
+            raise ValueError("mouth_fraction needs the frames' mouth_boxes")
         if not frames:
             raise ValueError("no frames to sample rays from")
         self.store, self.k = store, k
@@ -61,7 +69,8 @@ class RaySampler:
         self.frames = np.asarray(frames)
         self.rays, self.frames_per_batch = rays, frames_per_batch
         self.head_fraction, self.margin, self.focus = head_fraction, margin, focus
-        self.uniform_fraction = uniform_fraction
+        self.uniform_fraction, self.mouth_fraction = uniform_fraction, mouth_fraction
+        self.mouth_boxes = None if mouth_boxes is None else np.asarray(mouth_boxes, np.int64)
         self.rng = np.random.default_rng(seed)
         self.background = store.background
 
@@ -82,14 +91,19 @@ class RaySampler:
             return np.stack([self.rng.integers(0, w, n), self.rng.integers(0, h, n)], 1)
         n_head = int(round(n * self.head_fraction))
         n_any = min(n - n_head, int(round(n * self.uniform_fraction)))
-        n_around = n - n_head - n_any
+        n_mouth = min(n - n_head - n_any, int(round(n * self.mouth_fraction)))
+        n_around = n - n_head - n_any - n_mouth
         pick = self.rng.integers(0, len(xs), n_head)
         on_head = np.stack([xs[pick], ys[pick]], 1)
         x0, x1 = max(0, xs.min() - self.margin), min(w, xs.max() + self.margin + 1)
         y0, y1 = max(0, ys.min() - self.margin), min(h, ys.max() + self.margin + 1)
         around = np.stack([self.rng.integers(x0, x1, n_around), self.rng.integers(y0, y1, n_around)], 1)
         anywhere = np.stack([self.rng.integers(0, w, n_any), self.rng.integers(0, h, n_any)], 1)
-        return np.concatenate([on_head, around, anywhere])
+        if n_mouth == 0:
+            return np.concatenate([on_head, around, anywhere])
+        mx0, my0, mx1, my1 = self.mouth_boxes[i]
+        mouth = np.stack([self.rng.integers(mx0, mx1, n_mouth), self.rng.integers(my0, my1, n_mouth)], 1)
+        return np.concatenate([on_head, around, anywhere, mouth])
 
     def rect(self, i: int, x0: int, y0: int, x1: int, y1: int) -> RayBatch:
         """Every pixel of the rectangle [x0, x1) x [y0, y1) of frame ``i``, row by row."""

@@ -95,10 +95,15 @@ class TrainingData:
         return mask > 0
 
     def sampler(self, rays: int, frames_per_batch: int, head_fraction: float, seed: int,
-                focus: int = HEAD, uniform_fraction: float = 0.0) -> RaySampler:
+                focus: int = HEAD, uniform_fraction: float = 0.0, mouth_fraction: float = 0.0,
+                mouth_size: int = 0) -> RaySampler:
+        """Rays of the training frames (:class:`RaySampler`); ``mouth_fraction`` of them in each
+        frame's ``mouth_size``-pixel mouth square (:meth:`mouth_box`)."""
+        boxes = (np.array([self.mouth_box(i, mouth_size) for i in range(self.n_frames)])
+                 if mouth_fraction > 0 else None)
         return RaySampler(self.store, self.camera_to_head, self.intrinsics, self.train_frames, rays=rays,
                           frames_per_batch=frames_per_batch, head_fraction=head_fraction, seed=seed, focus=focus,
-                          uniform_fraction=uniform_fraction)
+                          uniform_fraction=uniform_fraction, mouth_fraction=mouth_fraction, mouth_boxes=boxes)
 
 
 def load_training_data(ident: Identity, extractor: str = "default") -> TrainingData:

@@ -30,6 +30,7 @@ class HeadStageConfig:
     frames_per_batch: int = 4
     head_fraction: float = 0.75
     uniform_fraction: float = 0.1  # rays anywhere in the frame: no floaters where the box reaches past the head's rectangle
+    mouth_fraction: float = 0.0  # rays in the mouth square (lips_size): more of the training on what the audio moves
     lr_encoding: float = 1e-2
     lr_net: float = 1e-3
     lr_final_ratio: float = 0.5  # exponential decay to this fraction of the start rate
@@ -89,12 +90,14 @@ class HeadStage:
 
     def __init__(self, model: TalkingHeadModel, data: TrainingData, cfg: HeadStageConfig, seed: int = 0) -> None:
         self.model, self.data, self.cfg = model, data, cfg
+        self.mouth_size = max(8, int(round(cfg.lips_size * data.store.width)))  # the mouth square's side (px)
         self.device = next(model.parameters()).device
         self.windows = data.windows.to(self.device)
         self.blink = data.blink.to(self.device)
         self.mouth = data.mouth_inputs(model.cfg.lip_code if model.cfg.mouth else 0).to(self.device)  # teacher forcing
         self.sampler = data.sampler(cfg.rays, cfg.frames_per_batch, cfg.head_fraction, seed,
-                                    uniform_fraction=cfg.uniform_fraction)
+                                    uniform_fraction=cfg.uniform_fraction, mouth_fraction=cfg.mouth_fraction,
+                                    mouth_size=self.mouth_size)
         self.optimizer = two_rate_adam(model, model.field.encoding, cfg.lr_encoding, cfg.lr_net)
         self.generator = torch.Generator().manual_seed(seed + 1)
         self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
@@ -122,8 +125,7 @@ class HeadStage:
         if cfg.lips_every and step % cfg.lips_every == 0:
             frames = self.data.train_frames
             i = frames[int(self.sampler.rng.integers(len(frames)))]
-            size = max(8, int(round(cfg.lips_size * self.data.store.width)))
-            box = self.data.mouth_box(i, size)
+            box = self.data.mouth_box(i, self.mouth_size)
             return self.sampler.rect(i, *box), (i, *box)
         return self.sampler.sample(), None
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from nerfhead.audio import features_for
-from nerfhead.audio.tts import read_script, resolve_rate, resolve_voice
+from nerfhead.audio.tts import read_script, resolve_rate
+from nerfhead.audio.voices import resolve_voice
 from nerfhead.cli import app
 from nerfhead.errors import InputError
 from nerfhead.io.audio import save_wav
@@ -89,9 +91,10 @@ def test_text_errors(tmp_path):
         read_script("a", tmp_path / "x.txt")
     with pytest.raises(InputError, match="outside 80-450"):
         resolve_rate(1000)
-    with pytest.raises(InputError, match="not an espeak-ng voice"):
+    with pytest.raises(InputError, match="unknown voice 'en us; rm -rf'; installed: "):
         resolve_voice("en us; rm -rf")
-    assert resolve_voice(None) == "en-us+klatt" and resolve_voice("de+f3") == "de+f3"
+    if shutil.which("espeak-ng"):
+        assert resolve_voice("de+f3").name == "espeak:de+f3" and resolve_voice("espeak:de").name == "espeak:de+klatt"
     code, out = _cli("--text", "   ")
     assert code == 2 and "--text is empty" in out
     code, out = _cli()
@@ -99,11 +102,15 @@ def test_text_errors(tmp_path):
 
 
 def test_unknown_voice_and_missing_espeak(monkeypatch):
-    import shutil
+    from nerfhead.audio.voices import piper_voices
 
+    code, out = _cli("--text", "hello", "--voice", "xx-nonexistent")
+    assert code == 2 and out.count("\n") == 1 and "unknown voice 'xx-nonexistent'; installed: " in out
+    assert all(v.name in out for v in piper_voices()) and "nerfhead voices" in out
     if shutil.which("espeak-ng"):
-        code, out = _cli("--text", "hello", "--voice", "xx-nonexistent")
-        assert code == 2 and "espeak-ng could not speak" in out
+        assert "espeak:LANG for" in out
+    code, out = _cli("--text", "hello", "--voice", "piper:nobody-medium")
+    assert code == 2 and "unknown voice 'piper:nobody-medium'" in out
     monkeypatch.setenv("PATH", "/nonexistent")
-    code, out = _cli("--text", "hello there")
+    code, out = _cli("--text", "hello there", "--voice", "espeak:de")
     assert code == 2 and "espeak-ng is not installed" in out

@@ -25,7 +25,7 @@ SENTENCES = [
 @needs_espeak
 @pytest.mark.parametrize("sentence", SENTENCES)
 def test_allphone_agrees_with_forced_alignment(sentence, tmp_path):
-    speech = synthesize(text=sentence, out=tmp_path / "s.wav", cache=False)
+    speech = synthesize(text=sentence, voice="espeak:en-us", out=tmp_path / "s.wav", cache=False)
     x, _ = load_normalized(speech.path)
     n = -(-x.size // 160)
     aligned = phones.align(x, sentence, "en-us")
@@ -64,7 +64,7 @@ def test_allphone_agrees_with_forced_alignment(sentence, tmp_path):
 
 @needs_espeak
 def test_alignment_of_other_languages_and_unknown_words(tmp_path):
-    speech = synthesize(text="Guten Morgen, wir bauen ein Boot.", voice="de", out=tmp_path / "de.wav", cache=False)
+    speech = synthesize(text="Guten Morgen, wir bauen ein Boot.", voice="espeak:de", out=tmp_path / "de.wav", cache=False)
     x, _ = load_normalized(speech.path)
     segs = phones.align(x, speech.text, speech.language)
     names = [p for p, _, _ in segs if p != "SIL"]

@@ -84,11 +84,31 @@ def test_pose_from_another_video(trained_sample, sample_capture, tmp_path):
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (needed for --text)")
 def test_render_a_script(trained_sample, tmp_path):
+    """A script renders with the default voice (piper's where installed), numbers said as words;
+    espeak-ng still speaks the other languages; an unknown voice is one line naming the installed."""
+    from nerfhead.audio.tts import synthesize
+    from nerfhead.audio.voices import default_voice, piper_voices
+    from nerfhead.io.audio import load_audio
+
+    root = trained_sample.root.parent
+    script = tmp_path / "script.txt"
+    script.write_text("Sales rose 3.5 % in 2023.")
     out = tmp_path / "script.mp4"
-    res = _cli("render", trained_sample.name, "--text", "Hello.", "-o", out, "--root", trained_sample.root.parent)
+    res = _cli("render", trained_sample.name, "--text-file", script, "-o", out, "--root", root)
     assert res.exit_code == 0, res.output
     info = probe_video(out)
-    assert info.has_audio and info.n_frames(25) >= 10
+    spoken = synthesize(text_file=script)  # the same words and voice: the render's cached speech
+    assert spoken.voice == default_voice().name and (not piper_voices() or spoken.voice.startswith("piper:"))
+    assert spoken.text == "Sales rose three point five percent in twenty twenty-three."
+    seconds = load_audio(spoken.path).size / 16000
+    assert info.has_audio and abs(info.n_frames(25) - seconds * 25) <= 1.5
+    res = _cli("render", trained_sample.name, "--text", "Bonjour.", "--voice", "espeak:fr", "-o", tmp_path / "fr.mp4",
+               "--root", root)
+    assert res.exit_code == 0, res.output
+    res = _cli("render", trained_sample.name, "--text", "Hi.", "--voice", "klingon", "-o", tmp_path / "k.mp4",
+               "--root", root)
+    assert res.exit_code == 2 and res.output.count("\n") == 1 and "unknown voice 'klingon'; installed:" in res.output
+    assert all(v.name in res.output for v in piper_voices()) and not (tmp_path / "k.mp4").exists()
 
 
 def test_bad_input_is_one_line_and_exit_2(trained_sample, sample_identity, tmp_path):

@@ -64,3 +64,29 @@ def test_uniform_share_reaches_the_whole_frame(sample_identity, tmp_path):
     assert (spread.sample().label == HEAD).float().mean() > 0.7  # still mostly on the head
     with pytest.raises(InputError, match="fractions"):
         _sampler(sample_identity, tmp_path, head_fraction=0.9, uniform_fraction=0.2)
+
+
+def test_mouth_share_lands_in_each_frames_mouth_square(sample_identity, tmp_path):
+    """``mouth_fraction`` of the rays fall in the frame's mouth square, which follows the tracked
+    lips: where the training then spends them on what the audio moves."""
+    from nerfhead.train.data import load_training_data
+
+    data = load_training_data(sample_identity)
+    size = 64
+    boxes = np.array([data.mouth_box(i, size) for i in range(data.n_frames)])
+
+    def in_mouth(b):
+        box = boxes[b.frame.numpy()]
+        x, y = b.xy[:, 0].numpy(), b.xy[:, 1].numpy()
+        return ((x >= box[:, 0]) & (x < box[:, 2]) & (y >= box[:, 1]) & (y < box[:, 3])).mean()
+
+    plain = data.sampler(4096, 4, 0.75, seed=2, uniform_fraction=0.1)
+    biased = data.sampler(4096, 4, 0.6, seed=2, uniform_fraction=0.1, mouth_fraction=0.2, mouth_size=size)
+    before, after = in_mouth(plain.sample()), in_mouth(biased.sample())
+    assert before < 0.12 and after > 0.2 + 0.6 * before * 0.9, (before, after)
+    # the squares sit on the lips: they move with the head across the capture
+    lips = np.array([data.lip_points[i].mean(0) for i in data.train_frames])
+    centres = (boxes[data.train_frames, :2] + boxes[data.train_frames, 2:]) / 2
+    assert np.abs(centres - lips).max() < 2 and np.ptp(centres[:, 0]) > 3
+    with pytest.raises(InputError, match="mouth_fraction"):
+        data.sampler(4096, 4, 0.75, seed=2, uniform_fraction=0.1, mouth_fraction=0.2, mouth_size=size)
