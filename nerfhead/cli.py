@@ -21,6 +21,8 @@ app = typer.Typer(
 )
 
 T = TypeVar("T")
+VOICE_HELP = ("A voice for --text: piper:en_US-joe-medium, espeak:de, espeak:fr+f3, or a language (en, de); "
+              "`nerfhead voices` lists them.")
 
 
 #: errors of the machine a user can act on (a full disk, a read-only or forbidden folder): one line, exit 2
@@ -136,7 +138,7 @@ def render(
     audio: Optional[Path] = typer.Option(None, "--audio", "-a", help="Driving speech: any audio or video file."),
     text: Optional[str] = typer.Option(None, "--text", help="A script to speak instead of --audio."),
     text_file: Optional[Path] = typer.Option(None, "--text-file", help="A UTF-8 script file to speak instead of --audio."),
-    voice: Optional[str] = typer.Option(None, "--voice", help="A voice for --text: piper:en_US-joe-medium, espeak:de, espeak:fr+f3, or a language (en, de); `nerfhead voices` lists them."),
+    voice: Optional[str] = typer.Option(None, "--voice", help=VOICE_HELP),
     rate: Optional[int] = typer.Option(None, "--rate", help="Speech rate for --text, words per minute."),
     audio_dir: Optional[Path] = typer.Option(None, "--audio-dir", help="Render every audio file in this folder."),
     start: float = typer.Option(0.0, "--start", help="Start this many seconds into the audio."),
@@ -189,7 +191,7 @@ def dub(
     audio: Optional[Path] = typer.Option(None, "--audio", "-a", help="The new speech: any audio or video file."),
     text: Optional[str] = typer.Option(None, "--text", help="A script to speak instead of --audio."),
     text_file: Optional[Path] = typer.Option(None, "--text-file", help="A UTF-8 script file to speak instead of --audio."),
-    voice: Optional[str] = typer.Option(None, "--voice", help="A voice for --text: piper:en_US-joe-medium, espeak:de, espeak:fr+f3, or a language (en, de); `nerfhead voices` lists them."),
+    voice: Optional[str] = typer.Option(None, "--voice", help=VOICE_HELP),
     rate: Optional[int] = typer.Option(None, "--rate", help="Speech rate for --text, words per minute."),
     loop: bool = typer.Option(True, "--loop/--no-loop",
                               help="Audio longer than the video: replay the video forwards and backwards (default), "
@@ -266,7 +268,7 @@ def features(
     audio: Optional[Path] = typer.Argument(None, help="Audio or video file (any format PyAV reads); omit to speak --text."),
     text: Optional[str] = typer.Option(None, "--text", help="Words spoken in AUDIO (aligned), or a script to speak if no AUDIO."),
     text_file: Optional[Path] = typer.Option(None, "--text-file", help="UTF-8 file with the text, instead of --text."),
-    voice: Optional[str] = typer.Option(None, "--voice", help="A voice for --text: piper:en_US-joe-medium, espeak:de, espeak:fr+f3, or a language (en, de); `nerfhead voices` lists them. With AUDIO: the language of --text."),
+    voice: Optional[str] = typer.Option(None, "--voice", help=VOICE_HELP + " With AUDIO: the language of --text."),
     rate: Optional[int] = typer.Option(None, "--rate", help="Speech rate for --text in words per minute (80-450, default 160)."),
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Output .npz (default: AUDIO.features.npz)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also write a PNG: waveform, log-mel, visemes, voice activity."),

@@ -18,7 +18,7 @@ def cpu_name() -> str:
         pass
     import platform
 
-    return platform.processor() or platform.machine()
+    return platform.processor() or "unknown processor"
 
 
 def run_measured(cmd: list[str], env: dict[str, str], log: Path, what: str = "command") -> tuple[float, float]:

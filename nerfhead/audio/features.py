@@ -23,7 +23,7 @@ from nerfhead.audio.phones import AlignmentError, Segment, align
 from nerfhead.audio.visemes import segments_to_frames
 from nerfhead.audio.windows import FPS, WINDOW, frame_windows, n_video_frames
 from nerfhead.errors import InputError
-from nerfhead.io.audio import load_audio
+from nerfhead.io.audio import load_audio, pcm16
 from nerfhead.io.files import atomic_path
 from nerfhead.log import get_logger
 
@@ -192,7 +192,7 @@ def _compute(path: Path, scan: loading.AudioScan, ext: FeatureExtractor, spans, 
 
 def _written(chunks: Iterable[np.ndarray], writer: wave.Wave_write) -> Iterator[np.ndarray]:
     for chunk in chunks:
-        writer.writeframes((np.clip(chunk, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes())
+        writer.writeframes(pcm16(chunk))
         yield chunk
 
 

@@ -25,14 +25,13 @@ import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
 from nerfhead.audio.cache import cache_root
 from nerfhead.audio.g2p import words_of
 from nerfhead.audio.normalize import normalize_english
 from nerfhead.audio.voices import NORMAL_RATE, Voice, resolve_voice
 from nerfhead.errors import InputError
-from nerfhead.io.audio import load_audio
+from nerfhead.io.audio import load_audio, pcm16
 from nerfhead.io.files import atomic_path
 
 DEFAULT_RATE = NORMAL_RATE
@@ -115,8 +114,7 @@ def synthesize(text: str | None = None, text_file: str | Path | None = None, voi
         try:
             spans = [tuple(s) for s in json.loads(cached_meta.read_text())["sentences"]]
             if out is not None:
-                with atomic_path(target) as tmp:
-                    shutil.copyfile(cached_wav, tmp)
+                _copy_atomic(cached_wav, target)
             return Speech(path=target, sentences=spans, **result)
         except (ValueError, KeyError, OSError):
             pass  # a damaged cache entry: speak again
@@ -127,9 +125,13 @@ def synthesize(text: str | None = None, text_file: str | Path | None = None, voi
         with atomic_path(cached_meta) as tmp_meta:
             tmp_meta.write_text(json.dumps({"voice": speaker.name, "rate": rate, "sentences": spans}))
         if target != cached_wav:
-            with atomic_path(target) as tmp:
-                shutil.copyfile(cached_wav, tmp)
+            _copy_atomic(cached_wav, target)
     return Speech(path=target, sentences=spans, **result)
+
+
+def _copy_atomic(source: Path, target: Path) -> None:
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
 
 
 def _speak_to(path: Path, voice: Voice, sentences: list[str], rate: int) -> list[tuple[float, float, str]]:
@@ -146,8 +148,7 @@ def _speak_to(path: Path, voice: Voice, sentences: list[str], rate: int) -> list
                 voice.speak(sentence, rate, one)
                 samples = load_audio(one, SAMPLE_RATE)
                 one.unlink()
-                pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2")
-                writer.writeframes(pcm.tobytes())
+                writer.writeframes(pcm16(samples))
                 spans.append((t / SAMPLE_RATE, (t + samples.size) / SAMPLE_RATE, sentence))
                 t += samples.size
     return spans

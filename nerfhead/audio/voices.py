@@ -37,7 +37,7 @@ log = get_logger(__name__)
 NORMAL_RATE = 160  # words per minute a voice speaks at by default
 ESPEAK_VARIANT = "klatt"  # espeak-ng's Klatt synthesiser: what the phone recogniser follows best (docs/AUDIO.md)
 PIPER_PAUSE = 0.25  # seconds of silence after each sentence piper speaks (it leaves almost none)
-ENGINES = ("piper", "espeak")
+_NAME = re.compile(r"[A-Za-z0-9_\-/]+(\+[A-Za-z0-9_\-]+)?")  # an espeak-ng voice: LANG[+VARIANT]
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ def espeak_languages() -> tuple[str, ...]:
 
 
 def _espeak_voice(spec: str, asked: str | None = None) -> EspeakVoice:
-    if not re.fullmatch(r"[A-Za-z0-9_\-/]+(\+[A-Za-z0-9_\-]+)?", spec):
+    if not _NAME.fullmatch(spec):
         raise InputError(f"unknown voice {asked or spec!r}; {_installed_line()}")
     lang, _, variant = spec.partition("+")
     known = _espeak_table()[1]
@@ -222,6 +222,10 @@ def piper_voices() -> tuple[PiperVoice, ...]:
 
 # ---- names -------------------------------------------------------------------------------------
 
+def _piper_named(ident: str) -> PiperVoice | None:
+    return next((v for v in piper_voices() if v.ident == ident), None)
+
+
 def _speaks(voice: Voice, lang: str) -> bool:
     a, b = voice.language.lower(), lang.lower()
     return a == b or a.split("-")[0] == b  # "en" is any English
@@ -251,19 +255,14 @@ def resolve_voice(name: str | None) -> Voice:
     if sep:
         if engine == "espeak":
             return _espeak_voice(ident)
-        if engine == "piper":
-            for voice in piper_voices():
-                if voice.ident == ident:
-                    return voice
-        raise InputError(f"unknown voice {name!r}; {_installed_line()}")
-    for voice in piper_voices():
-        if voice.ident == name:
-            return voice
-    if "+" not in name:
-        for voice in piper_voices():
-            if _speaks(voice, name):
-                return voice
-    return _espeak_voice(name, name)
+        voice = _piper_named(ident) if engine == "piper" else None
+        if voice is None:
+            raise InputError(f"unknown voice {name!r}; {_installed_line()}")
+        return voice
+    voice = _piper_named(name)
+    if voice is None and "+" not in name:
+        voice = next((v for v in piper_voices() if _speaks(v, name)), None)
+    return voice or _espeak_voice(name, name)
 
 
 def language_of(name: str | None) -> str:
@@ -273,16 +272,11 @@ def language_of(name: str | None) -> str:
     if not name:
         return default_voice().language if piper_voices() else "en-us"
     engine, sep, ident = name.partition(":")
-    for voice in piper_voices():
-        if voice.name == name or voice.ident == name:
-            return voice.language
+    voice = _piper_named(ident if engine == "piper" else name)
+    if voice is not None:
+        return voice.language
     spec = ident if sep and engine == "espeak" else name
-    if not re.fullmatch(r"[A-Za-z0-9_\-/]+(\+[A-Za-z0-9_\-]+)?", spec):
+    if not _NAME.fullmatch(spec):
         raise InputError(f"unknown voice {name!r}; {_installed_line()}")
     return spec.partition("+")[0].lower()
 
-
-def installed_voices() -> list[Voice]:
-    """Every installed voice: piper's, then espeak-ng's one per language."""
-    espeak = [EspeakVoice("espeak", lang, lang.lower(), "espeak-ng") for lang in espeak_languages()]
-    return [*piper_voices(), *espeak]

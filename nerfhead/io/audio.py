@@ -83,12 +83,17 @@ def align_audio(samples: np.ndarray, offset: float, rate: int, duration: float) 
     return samples[:n]
 
 
+def pcm16(samples: np.ndarray) -> bytes:
+    """16-bit little-endian PCM of float ``samples`` in [-1, 1] (clipped), as wav files hold it."""
+    return (np.clip(np.asarray(samples, np.float32), -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes()
+
+
 def save_wav(path: str | Path, samples: np.ndarray, rate: int = 16000) -> None:
     """Write mono 16-bit PCM wav atomically."""
-    pcm = (np.clip(np.asarray(samples, np.float32), -1.0, 1.0) * 32767.0).round().astype("<i2")
+    pcm = pcm16(samples)
     with atomic_path(path) as tmp:
         with wave.open(str(tmp), "wb") as w:
             w.setnchannels(1)
             w.setsampwidth(2)
             w.setframerate(rate)
-            w.writeframes(pcm.tobytes())
+            w.writeframes(pcm)
