@@ -23,7 +23,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from nerfhead.audio.features import AudioFeatures
-from nerfhead.audio.timeline import FEATURE_RATE, loudness_db, silent_runs, speech_mask
+from nerfhead.audio.timeline import FEATURE_RATE, silent_runs, speech_mask
 from nerfhead.audio.visemes import PBM
 from nerfhead.dataset import FPS
 
@@ -39,7 +39,7 @@ def articulation_track(feats: AudioFeatures, n_frames: int | None = None) -> np.
     n = feats.n_video_frames if n_frames is None else n_frames
     if n == 0:
         return np.zeros(0, np.float32)
-    loud = loudness_db(feats.samples, n)
+    loud = feats.loudness(n)
     speech = speech_mask(feats, n)
     ref = float(np.median(loud[speech])) if speech.any() else float(np.median(loud))
     envelope = np.clip((loud - ref + RANGE_DB) / RANGE_DB, 0.0, 1.2)

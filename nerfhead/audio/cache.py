@@ -1,8 +1,11 @@
 """Feature cache: computed features are kept by content, so the same audio is instant next time.
 
-Root: ``$NERFHEAD_CACHE`` if set, else ``~/.cache/nerfhead``. Features live in
-``<root>/features/<key>.npz`` beside ``<key>.wav`` (the loudness-normalised 16 kHz mono audio
-they were computed from); TTS speech lives in ``<root>/tts``. The key hashes the decoded
+Root: ``$NERFHEAD_CACHE`` if set, else ``~/.cache/nerfhead``. An entry is three files in
+``<root>/features``: ``<key>.f32`` (the features, raw float32 rows, read a few rows at a time:
+:mod:`nerfhead.audio.featurefile`), ``<key>.wav`` (the loudness-normalised 16 kHz mono audio
+they were computed from) and ``<key>.npz`` (the per-frame visemes and voice activity and the
+metadata; written last, so its presence means the entry is complete); TTS speech lives in
+``<root>/tts``. The key hashes the decoded
 16 kHz samples (not the file name or container), the extractor's spec, the normalisation
 settings and the known text, so a renamed or re-muxed copy of the same audio hits the cache
 while a changed extractor misses it. Files are written atomically; a damaged entry is
@@ -19,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from nerfhead.audio.featurefile import FeatureFile
 from nerfhead.io.files import atomic_path, remove
 from nerfhead.log import get_logger
 
@@ -44,17 +48,24 @@ def entry_paths(key: str) -> tuple[Path, Path]:
     return d / f"{key}.npz", d / f"{key}.wav"
 
 
-def load_entry(key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
-    """Arrays and metadata of a cached entry, or None if absent or damaged."""
+def features_path(key: str) -> Path:
+    return features_dir() / f"{key}.f32"
+
+
+def load_entry(key: str, check: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any], FeatureFile] | None:
+    """Arrays, metadata and feature file of a cached entry, or None if absent or damaged
+    (``check`` False: the entry was just written, any fault is raised)."""
     npz, wav = entry_paths(key)
-    if not (npz.is_file() and wav.is_file()):
+    if check and not (npz.is_file() and wav.is_file() and features_path(key).is_file()):
         return None
     try:
         with np.load(npz, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files if k != "meta"}
             meta = json.loads(str(data["meta"]))
-        return arrays, meta
+        return arrays, meta, FeatureFile(features_path(key), meta["dim"])
     except Exception as exc:  # noqa: BLE001 - any damage means: compute again
+        if not check:
+            raise
         log.warning("ignoring damaged feature cache entry %s (%s)", npz.name, type(exc).__name__)
         remove(npz)
         return None

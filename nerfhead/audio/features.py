@@ -20,8 +20,10 @@ from nerfhead.audio import cache as feature_cache
 from nerfhead.audio import loading
 from nerfhead.audio.extractors import FeatureExtractor, FeatureSpec, get_extractor
 from nerfhead.audio.phones import AlignmentError, Segment, align
+from nerfhead.audio.timeline import loudness_db
 from nerfhead.audio.visemes import segments_to_frames
-from nerfhead.audio.windows import FPS, WINDOW, frame_windows, n_video_frames
+from nerfhead.audio.featurefile import FeatureFile, FeatureWriter
+from nerfhead.audio.windows import FPS, WINDOW, FrameWindows, frame_windows, n_video_frames
 from nerfhead.errors import InputError
 from nerfhead.io.audio import load_audio, pcm16
 from nerfhead.io.files import atomic_path
@@ -30,7 +32,7 @@ from nerfhead.log import get_logger
 log = get_logger(__name__)
 
 #: Bumped when the pipeline around the extractor changes what it produces (part of the cache key).
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2  # 2: features in a raw float32 file beside the entry
 
 
 @dataclass
@@ -50,6 +52,7 @@ class AudioFeatures:
     gain_db: float = 0.0
     text: str | None = None
     cache_key: str = ""
+    feature_file: FeatureFile | None = field(default=None, repr=False)  # where ``features`` lie on disk
     _samples: np.ndarray | None = field(default=None, repr=False)
 
     @property
@@ -67,14 +70,29 @@ class AudioFeatures:
             self._samples = load_audio(self.audio_path, loading.RATE)
         return self._samples
 
-    @property
-    def windows(self) -> np.ndarray:
-        """(n_video_frames, 16, D) window per 25 fps video frame (a no-copy view)."""
-        return frame_windows(self.features, self.n_video_frames)
+    def loudness(self, n_frames: int, chunk_frames: int = 1500) -> np.ndarray:
+        """(n_frames,) RMS level in dB of each video frame of the normalised audio, read from
+        ``audio_path`` a minute at a time (not all of it at once)."""
+        if self._samples is not None:
+            return loudness_db(self._samples, n_frames, loading.RATE)
+        per = loading.RATE / FPS
+        parts = []
+        for a in range(0, n_frames, chunk_frames):
+            b = min(n_frames, a + chunk_frames)
+            piece = _read_samples(self.audio_path, int(round(a * per)), int(round(b * per)))
+            parts.append(loudness_db(piece, b - a, loading.RATE, first_frame=a))
+        return np.concatenate(parts) if parts else np.zeros(0)
 
-    def windows_for(self, n_frames: int, fps: float = FPS, size: int = WINDOW) -> np.ndarray:
-        """Windows for exactly ``n_frames`` video frames at ``fps`` (edge-padded past the end)."""
-        return frame_windows(self.features, n_frames, fps=fps, size=size)
+    @property
+    def windows(self) -> FrameWindows:
+        """(n_video_frames, 16, D) window per 25 fps video frame (built as they are indexed)."""
+        return self.windows_for(self.n_video_frames)
+
+    def windows_for(self, n_frames: int, fps: float = FPS, size: int = WINDOW) -> FrameWindows:
+        """Windows for exactly ``n_frames`` video frames at ``fps`` (edge-padded past the end),
+        read from the feature file when there is one (nothing mapped: flat memory)."""
+        source = self.feature_file if self.feature_file is not None else self.features
+        return frame_windows(source, n_frames, fps=fps, size=size)
 
     def save(self, path: str | Path) -> Path:
         """Write features, visemes, VAD, windows and the spec to an ``.npz`` (atomically)."""
@@ -138,56 +156,80 @@ def features_for(source: str | Path | None = None, *, text: str | None = None, t
 
     if hasattr(ext, "prestart"):
         ext.prestart()
-    arrays, meta = _compute(path, scan, ext, spans, lang, wav_path)
+    arrays, meta = _compute(path, scan, ext, spans, lang, wav_path, feature_cache.features_path(key))
     meta.update({"source": label, "text": script})
     feature_cache.save_entry(key, arrays, meta)  # cache=False recomputes but still refreshes the entry
-    return _from_entry((arrays, meta), spec, wav_path, label, key)
+    return _from_entry(feature_cache.load_entry(key, check=False), spec, wav_path, label, key)
 
 
-def _compute(path: Path, scan: loading.AudioScan, ext: FeatureExtractor, spans, lang: str,
-             wav_path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    feats, ids, speech, recognized = [], [], [], []
-    with atomic_path(wav_path) as tmp, wave.open(str(tmp), "wb") as writer:
-        writer.setnchannels(1)
-        writer.setsampwidth(2)
-        writer.setframerate(loading.RATE)
-        chunks = _written(loading.iter_normalized(path, scan.gain), writer)
-        for out in ext.extract_blocks(loading.iter_blocks(chunks)):
-            feats.append(out["features"])
-            if "visemes" in out:
-                ids.append(out["visemes"])
-                speech.append(out["vad"])
-                recognized.extend(out["phones"])
-    features = np.concatenate(feats).astype(np.float32, copy=False)  # one copy of a long script's features, not two
-    del feats
-    viseme_ids = np.concatenate(ids).astype(np.int8) if ids else None
-    phone_source = "allphone" if viseme_ids is not None else "none"
-    used = list(recognized)
-    if spans and ext.uses_text and viseme_ids is not None:
-        used, n_ok = [], 0
-        for start, end, sentence in spans:
-            first = int(round(start * 100))
-            last = min(int(round(end * 100)), viseme_ids.size)
-            try:
-                segs = align(_read_span(wav_path, start, end), sentence, lang)
-            except AlignmentError as exc:
-                log.warning("text not aligned for %.1f-%.1f s (%s); using recognised phones there", start, end, exc)
-                used.extend(seg for seg in recognized if first <= seg[1] < last)
-                continue
-            segs = [(p, s + first, min(e + first, last - 1)) for p, s, e in segs if s + first < last]
-            viseme_ids[first:last] = segments_to_frames([(p, s - first, e - first) for p, s, e in segs], last - first)
-            used.extend(segs)
-            n_ok += 1
-        if n_ok:
-            features = ext.with_visemes(features, viseme_ids)
-            phone_source = "aligned" if n_ok == len(spans) else "aligned+allphone"
-    arrays = {"features": features}
+def _compute(path: Path, scan: loading.AudioScan, ext: FeatureExtractor, spans, lang: str, wav_path: Path,
+             feat_path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Features of ``path`` written block by block to ``feat_path`` (raw float32, published when
+    complete) beside the normalised 16 kHz audio at ``wav_path``; -> the small per-frame arrays
+    (visemes, voice activity) and the metadata."""
+    ids, speech, recognized = [], [], []
+    with atomic_path(feat_path) as tmp_feats:
+        with atomic_path(wav_path) as tmp, wave.open(str(tmp), "wb") as writer, FeatureWriter(tmp_feats) as rows:
+            writer.setnchannels(1)
+            writer.setsampwidth(2)
+            writer.setframerate(loading.RATE)
+            chunks = _written(loading.iter_normalized(path, scan.gain), writer)
+            for out in ext.extract_blocks(loading.iter_blocks(chunks)):
+                rows.append(out["features"])
+                if "visemes" in out:
+                    ids.append(out["visemes"])
+                    speech.append(out["vad"])
+                    recognized.extend(out["phones"])
+        if rows.dim is None:
+            raise InputError(f"{path}: no audio frames to compute features of")
+        viseme_ids = np.concatenate(ids).astype(np.int8) if ids else None
+        phone_source = "allphone" if viseme_ids is not None else "none"
+        used = list(recognized)
+        if spans and ext.uses_text and viseme_ids is not None:
+            used, n_ok = _aligned(spans, lang, wav_path, viseme_ids, recognized)
+            if n_ok:
+                _put_visemes(FeatureFile(tmp_feats, rows.dim), ext, viseme_ids)
+                phone_source = "aligned" if n_ok == len(spans) else "aligned+allphone"
+    arrays = {}
     if viseme_ids is not None:
         arrays["viseme_ids"] = viseme_ids
         arrays["vad"] = np.concatenate(speech).astype(np.float32)
     meta = {"duration": scan.duration, "gain_db": scan.gain_db, "phone_source": phone_source,
-            "phones": used, "recognized": recognized}
+            "phones": used, "recognized": recognized, "dim": rows.dim}
     return arrays, meta
+
+
+def _aligned(spans, lang: str, wav_path: Path, viseme_ids: np.ndarray, recognized: list[Segment]):
+    """Forced alignment of each known sentence span; writes its visemes into ``viseme_ids`` ->
+    (the phone segments used, sentences aligned). A span that fails keeps the recognised phones."""
+    used, n_ok = [], 0
+    for start, end, sentence in spans:
+        first = int(round(start * 100))
+        last = min(int(round(end * 100)), viseme_ids.size)
+        try:
+            segs = align(_read_span(wav_path, start, end), sentence, lang)
+        except AlignmentError as exc:
+            log.warning("text not aligned for %.1f-%.1f s (%s); using recognised phones there", start, end, exc)
+            used.extend(seg for seg in recognized if first <= seg[1] < last)
+            continue
+        segs = [(p, s + first, min(e + first, last - 1)) for p, s, e in segs if s + first < last]
+        viseme_ids[first:last] = segments_to_frames([(p, s - first, e - first) for p, s, e in segs], last - first)
+        used.extend(segs)
+        n_ok += 1
+    return used, n_ok
+
+
+def _put_visemes(feats: FeatureFile, ext: FeatureExtractor, viseme_ids: np.ndarray, chunk: int = 6000) -> None:
+    """The aligned visemes into the features on disk, a minute of rows at a time (for extractors
+    whose features hold a viseme part)."""
+    try:
+        for a in range(0, feats.n_rows, chunk):
+            block = feats.rows(a, a + chunk)
+            out = ext.with_visemes(block, viseme_ids[a:a + len(block)])
+            if out is not block:
+                feats.write_rows(a, out)
+    finally:
+        feats.close()
 
 
 def _written(chunks: Iterable[np.ndarray], writer: wave.Wave_write) -> Iterator[np.ndarray]:
@@ -197,19 +239,24 @@ def _written(chunks: Iterable[np.ndarray], writer: wave.Wave_write) -> Iterator[
 
 
 def _read_span(wav_path: Path, start: float, end: float) -> np.ndarray:
+    return _read_samples(wav_path, int(round(start * loading.RATE)), int(round(end * loading.RATE)))
+
+
+def _read_samples(wav_path: Path, a: int, b: int) -> np.ndarray:
+    """Samples ``a .. b - 1`` of the 16-bit mono wav (clipped to its length) as float32."""
     with wave.open(str(wav_path), "rb") as r:
-        a = max(0, int(round(start * loading.RATE)))
-        b = min(r.getnframes(), int(round(end * loading.RATE)))
-        r.setpos(min(a, r.getnframes()))
-        data = r.readframes(max(0, b - a))
+        a = min(max(0, a), r.getnframes())
+        b = min(r.getnframes(), max(a, b))
+        r.setpos(a)
+        data = r.readframes(b - a)
     return np.frombuffer(data, "<i2").astype(np.float32) / 32767.0
 
 
 def _from_entry(entry, spec: FeatureSpec, wav_path: Path, label: str, key: str) -> AudioFeatures:
-    arrays, meta = entry
+    arrays, meta, rows = entry
     as_segs = lambda segs: [(str(p), int(s), int(e)) for p, s, e in segs]  # noqa: E731
     return AudioFeatures(
-        features=arrays["features"], spec=spec, duration=float(meta["duration"]), audio_path=wav_path,
+        features=rows.array, feature_file=rows, spec=spec, duration=float(meta["duration"]), audio_path=wav_path,
         source=label, viseme_ids=arrays.get("viseme_ids"), vad=arrays.get("vad"),
         phones=as_segs(meta.get("phones", [])), recognized=as_segs(meta.get("recognized", [])),
         phone_source=meta.get("phone_source", "none"), gain_db=float(meta.get("gain_db", 0.0)),

@@ -22,12 +22,14 @@ SAMPLE_RATE = 16000
 MIN_SILENT_FRAMES = 5  # 0.2 s: shorter pauses are part of speech
 
 
-def loudness_db(samples: np.ndarray, n_frames: int, rate: int = SAMPLE_RATE) -> np.ndarray:
-    """(n_frames,) RMS level in dB of each video frame's share of ``samples`` (floor -100 dB)."""
+def loudness_db(samples: np.ndarray, n_frames: int, rate: int = SAMPLE_RATE, first_frame: int = 0) -> np.ndarray:
+    """(n_frames,) RMS level in dB of each video frame's share of ``samples`` (floor -100 dB);
+    ``samples`` start at video frame ``first_frame``'s first sample (a piece of a longer audio)."""
     per = rate / FPS
+    base = int(round(first_frame * per))
     out = np.full(n_frames, -100.0)
     for i in range(n_frames):
-        seg = samples[int(round(i * per)):int(round((i + 1) * per))]
+        seg = samples[int(round((first_frame + i) * per)) - base:int(round((first_frame + i + 1) * per)) - base]
         if seg.size:
             out[i] = 10 * np.log10(max(float(np.mean(seg.astype(np.float64) ** 2)), 1e-10))
     return out

@@ -121,7 +121,7 @@ def load_training_data(ident: Identity, extractor: str = "default") -> TrainingD
     return TrainingData(
         ident=ident, store=store, intrinsics=Intrinsics.from_manifest(m), camera_to_head=c2w,
         train_frames=list(m["split"]["train"]), test_frames=list(m["split"]["test"]), windows=windows,
-        features=torch.from_numpy(np.asarray(feats.features, np.float32)), feature_spec=feats.spec.to_dict(),
+        features=torch.from_numpy(np.array(feats.features, np.float32)), feature_spec=feats.spec.to_dict(),
         blink=blink, rotation=torch.from_numpy(np.nan_to_num(tracks["rotation"]).astype(np.float32)),
         translation=torch.from_numpy(np.nan_to_num(tracks["translation"]).astype(np.float32)), aabb=head_box(tracks["canonical_shape"]).astype(np.float32),
         lip_points=tracks["landmarks"][:, tracks["lip_ids"], :2].astype(np.float32),

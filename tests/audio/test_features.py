@@ -131,3 +131,39 @@ def test_cache_env_and_damaged_entry(sample_capture):
     npz.write_bytes(b"not an npz")
     again = features_for(sample_capture)  # recomputed, not crashed
     assert np.allclose(again.features, f.features)
+
+
+def _padded_windows(feats: np.ndarray, n: int, step: float, size: int = 16) -> np.ndarray:
+    """The windows as a plain copy (edge padding by np.pad): the reference for FrameWindows."""
+    half = size // 2
+    padded = np.pad(feats, ((half, int(n * step) + size), (0, 0)), mode="edge")
+    centres = np.round(np.arange(n) * step).astype(int)
+    return np.stack([padded[c:c + size] for c in centres])
+
+
+def test_windows_read_from_the_feature_file(sample_capture):
+    """The windows the render reads (rows fetched from the cache's feature file as each chunk
+    is asked for) equal plain edge-padded windows of the whole array, at 25 and 30 fps, past
+    the end of the audio, by slice, by index list and by element; the loudness read a minute at a
+    time equals the loudness of all the samples."""
+    from nerfhead.audio import cache
+    from nerfhead.audio.timeline import loudness_db
+
+    f = features_for(sample_capture)
+    assert f.feature_file is not None and f.feature_file.path == cache.features_path(f.cache_key)
+    assert f.feature_file.shape == f.features.shape
+    whole = np.array(f.features)
+    for fps, n in ((25.0, f.n_video_frames + 7), (30.0, round(f.duration * 30))):
+        ref = _padded_windows(whole, n, 100.0 / fps)
+        w = f.windows_for(n, fps=fps)
+        assert w.shape == ref.shape and len(w) == n
+        assert np.array_equal(np.asarray(w), ref)
+        assert np.array_equal(w[40:65], ref[40:65]) and np.array_equal(w[n - 3:], ref[n - 3:])
+        picks = np.array([3, 0, n - 1, 250])
+        assert np.array_equal(w[picks], ref[picks]) and np.array_equal(w[7, 8], ref[7, 8])
+        assert np.array_equal(w[:, 8], ref[:, 8])
+    in_memory = features_for(sample_capture)
+    in_memory.feature_file = None  # windows of the array itself: the same
+    assert np.array_equal(np.asarray(in_memory.windows), np.asarray(f.windows))
+    n = f.n_video_frames
+    assert np.allclose(f.loudness(n, chunk_frames=37), loudness_db(f.samples, n), atol=1e-3)
