@@ -52,11 +52,10 @@ def features_path(key: str) -> Path:
     return features_dir() / f"{key}.f32"
 
 
-def load_entry(key: str, check: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any], FeatureFile] | None:
-    """Arrays, metadata and feature file of a cached entry, or None if absent or damaged
-    (``check`` False: the entry was just written, any fault is raised)."""
+def load_entry(key: str) -> tuple[dict[str, np.ndarray], dict[str, Any], FeatureFile] | None:
+    """Arrays, metadata and feature file of a cached entry, or None if absent or damaged."""
     npz, wav = entry_paths(key)
-    if check and not (npz.is_file() and wav.is_file() and features_path(key).is_file()):
+    if not (npz.is_file() and wav.is_file() and features_path(key).is_file()):
         return None
     try:
         with np.load(npz, allow_pickle=False) as data:
@@ -64,8 +63,6 @@ def load_entry(key: str, check: bool = True) -> tuple[dict[str, np.ndarray], dic
             meta = json.loads(str(data["meta"]))
         return arrays, meta, FeatureFile(features_path(key), meta["dim"])
     except Exception as exc:  # noqa: BLE001 - any damage means: compute again
-        if not check:
-            raise
         log.warning("ignoring damaged feature cache entry %s (%s)", npz.name, type(exc).__name__)
         remove(npz)
         return None

@@ -88,8 +88,8 @@ class FeatureFile:
         return np.frombuffer(data, DTYPE).reshape(hi - lo, self.dim).copy()
 
     def write_rows(self, lo: int, block: np.ndarray) -> None:
-        """Overwrite rows from ``lo`` on (the file must have been opened by the writer's caller
-        for writing: used before the file is published)."""
+        """Overwrite rows from ``lo`` on (through a handle of its own; used before the file is
+        published)."""
         block = np.ascontiguousarray(block, DTYPE)
         with open(self.path, "r+b") as fh:
             os.pwrite(fh.fileno(), block.tobytes(), int(lo) * self.dim * DTYPE.itemsize)

@@ -159,7 +159,8 @@ def features_for(source: str | Path | None = None, *, text: str | None = None, t
     arrays, meta = _compute(path, scan, ext, spans, lang, wav_path, feature_cache.features_path(key))
     meta.update({"source": label, "text": script})
     feature_cache.save_entry(key, arrays, meta)  # cache=False recomputes but still refreshes the entry
-    return _from_entry(feature_cache.load_entry(key, check=False), spec, wav_path, label, key)
+    rows = FeatureFile(feature_cache.features_path(key), meta["dim"])
+    return _from_entry((arrays, meta, rows), spec, wav_path, label, key)
 
 
 def _compute(path: Path, scan: loading.AudioScan, ext: FeatureExtractor, spans, lang: str, wav_path: Path,
