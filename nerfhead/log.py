@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -70,19 +72,71 @@ def progress(description: str, total: int | None) -> Iterator["ProgressTask"]:
     )
     with Progress(*columns, console=console, disable=not enabled, transient=False) as prog:
         task = prog.add_task(description, total=total)
-        yield ProgressTask(prog, task)
+        bar = ProgressTask(prog, task, description, total)
+        try:
+            yield bar
+        finally:
+            bar.report(force=True)
+
+
+#: $NERFHEAD_PROGRESS_FILE: every bar also appends JSON lines {"task", "done", "total", "elapsed"} there
+#: (at most twice a second per bar, and when it ends), for a program that runs nerfhead and shows its
+#: progress (the studio's job worker)
+PROGRESS_FILE_ENV = "NERFHEAD_PROGRESS_FILE"
+#: functions called as fn(bar_name, n) for every n steps any bar advances (see progress_listener)
+_listeners: list = []
+
+
+@contextmanager
+def progress_listener(fn) -> Iterator[None]:
+    """Call ``fn(bar_name, n)`` whenever a progress bar advances by n inside the block (a batch
+    worker counts the frames its renders make this way)."""
+    _listeners.append(fn)
+    try:
+        yield
+    finally:
+        _listeners.remove(fn)
 
 
 class ProgressTask:
-    def __init__(self, prog: Progress, task) -> None:
+    def __init__(self, prog: Progress, task, description: str = "", total: int | None = None) -> None:
         self._prog = prog
         self._task = task
+        self._name = description
+        self._description, self._total, self._done = description, total, 0
+        self._start = self._last = time.monotonic()
+        self._sink = os.environ.get(PROGRESS_FILE_ENV)
 
     def advance(self, n: int = 1) -> None:
         self._prog.advance(self._task, n)
+        self._done += n
+        for fn in _listeners:
+            fn(self._name, n)
+        self.report()
 
     def update(self, **kwargs) -> None:
         self._prog.update(self._task, **kwargs)
+        if "completed" in kwargs:
+            self._done = kwargs["completed"]
+        if "total" in kwargs:
+            self._total = kwargs["total"]
+        if "description" in kwargs:
+            self._description = kwargs["description"]
+        self.report()
+
+    def report(self, force: bool = False) -> None:
+        """Append the bar's state to $NERFHEAD_PROGRESS_FILE (throttled) when that is set."""
+        now = time.monotonic()
+        if not self._sink or (not force and now - self._last < 0.5):
+            return
+        self._last = now
+        line = json.dumps({"task": self._description, "done": self._done, "total": self._total,
+                           "elapsed": round(now - self._start, 2)})
+        try:
+            with open(self._sink, "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+        except OSError:  # the reader's folder went away: progress is a courtesy, never a failure
+            self._sink = None
 
 
 @contextmanager

@@ -1,5 +1,5 @@
-"""Print the requirements of one optional extra of pyproject.toml (``make install`` installs them
-with pip, so the pins live in one place): ``python tools/extra_requirements.py voices``."""
+"""Print the requirements of optional extras of pyproject.toml (``make install`` installs them
+with pip, so the pins live in one place): ``python tools/extra_requirements.py voices studio``."""
 
 from __future__ import annotations
 
@@ -18,4 +18,4 @@ def extra(name: str) -> list[str]:
 
 
 if __name__ == "__main__":
-    print(" ".join(extra(sys.argv[1])))
+    print(" ".join(r for name in sys.argv[1:] for r in extra(name)))

@@ -202,16 +202,18 @@ def dub_frames(renderer: AvatarRenderer, feats: AudioFeatures, face: VideoFace, 
 def dub_video(name: str, video: str | Path, out: str | Path, audio: str | Path | None = None,
               text: str | None = None, voice: str | None = None, rate: int | None = None,
               opts: DubOptions | None = None, root: str | Path | None = None,
-              checkpoint: str | Path | None = None, text_file: str | Path | None = None) -> DubResult:
+              checkpoint: str | Path | None = None, text_file: str | Path | None = None,
+              renderer: AvatarRenderer | None = None) -> DubResult:
     """Dub ``video`` (the identity's presenter) with ``audio``, or ``text`` / ``text_file`` spoken by
-    ``voice``, to ``out`` (atomically)."""
+    ``voice``, to ``out`` (atomically). ``renderer``: the identity's avatar already loaded (a batch
+    loads it once for all its jobs)."""
     opts = opts or DubOptions()
     out = check_output(out)
     video = Path(video)
     info = probe_video(video)
     fps = info.source_fps
     n_video = info.n_frames(fps)
-    renderer = AvatarRenderer(name, root, checkpoint, torso=False)
+    renderer = renderer or AvatarRenderer(name, root, checkpoint, torso=False)
     feats, audio_file = renderer.features(audio, text, voice, rate, text_file)
     n_out = n_video_frames(feats.duration, fps)
     if n_out > n_video and not opts.loop:

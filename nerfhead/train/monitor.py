@@ -13,6 +13,8 @@ import numpy as np
 
 from nerfhead.field.model import TalkingHeadModel
 from nerfhead.field.renderer import SamplingConfig
+from nerfhead.io.files import atomic_path
+from nerfhead.io.images import caption, write_rgb
 from nerfhead.log import get_logger
 from nerfhead.quality import psnr
 from nerfhead.train.data import TrainingData
@@ -51,10 +53,14 @@ def panel(model: TalkingHeadModel, data: TrainingData, i: int, sampling: Samplin
 
 
 class TrainingMonitor:
-    """Scalars every log interval, an image panel every ``panel_every`` steps and at the end."""
+    """Scalars every log interval, an image panel every ``panel_every`` steps and at the end.
 
-    def __init__(self, log_dir: Path, enabled: bool = True) -> None:
+    The panel also goes to ``preview`` (a PNG replaced in one move) when given, TensorBoard or not:
+    the studio shows it while the training runs."""
+
+    def __init__(self, log_dir: Path, enabled: bool = True, preview: Path | None = None) -> None:
         self.writer = None
+        self.preview = preview
         if enabled:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -70,16 +76,21 @@ class TrainingMonitor:
 
     def image(self, stage: str, step: int, model: TalkingHeadModel, data: TrainingData,
               sampling: SamplingConfig) -> None:
-        if self.writer is None or not data.test_frames:
+        if (self.writer is None and self.preview is None) or not data.test_frames:
             return
         i = data.test_frames[len(data.test_frames) // 2]
         was_training = model.training
         model.eval()
         picture = panel(model, data, i, sampling, stage)
+        model.train(was_training)
+        if self.preview is not None:
+            with atomic_path(self.preview) as tmp:  # the temporary keeps the .png suffix
+                write_rgb(tmp, caption(picture.copy(), f"{stage} step {step}: real | render | depth"))
+        if self.writer is None:
+            return
         real = np.asarray(data.store.frames[i])
         self.writer.add_image(f"{stage}/test_frame_{i}", picture, step, dataformats="HWC")
         self.writer.add_scalar(f"{stage}/test_frame_psnr", psnr(real, picture[: real.shape[0], real.shape[1]: 2 * real.shape[1]]), step)
-        model.train(was_training)
         self.writer.flush()
 
     def close(self) -> None:

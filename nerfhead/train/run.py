@@ -176,7 +176,7 @@ def train_stage(name: str, ident: Identity, cfg: TrainConfig, data: TrainingData
         stage, steps = _stage(name, model, data, cfg)
     model.train()
     last: dict = {}
-    monitor = TrainingMonitor(model_dir(ident) / "tb", cfg.tensorboard)
+    monitor = TrainingMonitor(model_dir(ident) / "tb", cfg.tensorboard, preview=model_dir(ident) / PROGRESS_PICTURE)
     sampling = cfg.head.sampling
 
     def step_fn(step: int) -> dict:
@@ -202,6 +202,10 @@ def train_stage(name: str, ident: Identity, cfg: TrainConfig, data: TrainingData
     finally:
         monitor.close()
     return StageReport(name, result, path, last)
+
+
+#: model/progress.png: the last test-frame panel of the training, replaced as it goes (the studio shows it)
+PROGRESS_PICTURE = "progress.png"
 
 
 def trained_extractor(ident: Identity, cfg: TrainConfig) -> str:

@@ -1,0 +1,1 @@
+"""nerfhead studio: the web page over the library (``nerfhead studio``)."""
