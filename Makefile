@@ -15,7 +15,7 @@ $(STAMP): requirements.txt pyproject.toml setup.py
 	$(PY) -m pip install -q --upgrade "pip>=23"
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
-	$(PY) -m pip install -q -c requirements.txt $$($(PY) tools/extra_requirements.py voices studio)
+	$(PY) -m pip install -q -c requirements.txt $$($(PY) tools/extra_requirements.py voices studio cluster)
 	@command -v espeak-ng >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq espeak-ng) >/dev/null; } \
 		|| echo "note: espeak-ng is not installed (scripts in languages other than English need it); run: sudo apt-get install espeak-ng"
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1; } \

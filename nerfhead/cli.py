@@ -312,6 +312,37 @@ def voices() -> None:
 
 
 @app.command()
+def batch(
+    jobs: Path = typer.Argument(..., help="Job list: CSV with a header row (identity, audio|text|video, voice, composite, "
+                                          "start, duration, output) or the same as YAML."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output folder (a rerun skips the outputs already complete)."),
+    workers: int = typer.Option(1, "--workers", help="Renderers in parallel (more than 1: on Ray, the 'cluster' extra)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Threads per worker (default: this machine's cores / workers)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="A running Ray cluster (HOST:6379 or ray://HOST:10001); 'local' "
+                                                                         "starts one here even for one worker; default with --workers 2 or "
+                                                                         "more: a local Ray started for the run."),
+    root: Optional[Path] = typer.Option(None, help="Identities folder."),
+) -> None:
+    """Render many videos from a job list, one avatar load per worker; resumable; exit code 2 if any job failed."""
+    from nerfhead.batch.run import run_batch
+
+    report = _run(run_batch, jobs, out, workers=workers, threads=threads, ray_address=ray_address, root=root)
+    for job, summary in report.done:
+        console.print(f"[green]{escape(job.output)}[/] {summary['frames']} frames in {summary['seconds']:.1f} s",
+                      highlight=False, soft_wrap=True)
+    console.print(f"batch: {len(report.done)} rendered ({report.frames} frames in {report.seconds:.1f} s"
+                  + (f" = {report.frames / report.seconds:.2f} frames/s" if report.seconds > 0 and report.frames else "")
+                  + (f", {report.startup:.1f} s of it starting Ray" if report.startup else "")
+                  + f", {report.workers} worker{'s' if report.workers > 1 else ''} x {report.threads} thread{'s' if report.threads > 1 else ''}), {len(report.skipped)} already complete, "
+                  f"{len(report.failed)} failed -> {out}", highlight=False, soft_wrap=True)
+    for job, error in report.failed:
+        console.print(f"[bold red]failed:[/] job {job.row} ({escape(job.output)}): {escape(error)}", highlight=False,
+                      soft_wrap=True)
+    if report.failed:
+        raise typer.Exit(2)
+
+
+@app.command()
 def studio(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 opens it to the network)."),
     port: int = typer.Option(7860, "--port", help="Port of the page."),

@@ -1,0 +1,1 @@
+"""Batch renders from a job list, in-process or on Ray (``nerfhead batch``)."""
