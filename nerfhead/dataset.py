@@ -44,7 +44,7 @@ def check_name(name: str) -> str:
     ...
     nerfhead.errors.InputError: identity name '../etc' is not a safe folder name: use letters, digits, '_', '-' and '.', starting with a letter or digit (at most 64 characters)
     """
-    if not _NAME.match(name or "") or name in {".", ".."}:
+    if not _NAME.fullmatch(name or "") or name in {".", ".."}:
         raise InputError(
             f"identity name {name!r} is not a safe folder name: use letters, digits, '_', '-' and '.', "
             "starting with a letter or digit (at most 64 characters)"

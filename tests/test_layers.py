@@ -22,8 +22,8 @@ FLOORS: list[tuple[str, ...]] = [
     ("audio", "capture", "field"),
     ("avatar",),
     ("train", "render"),
-    ("eval",),
-    ("demo",),
+    ("eval", "batch"),
+    ("demo", "studio"),
     ("cli",),
     ("__main__",),
 ]

@@ -86,11 +86,14 @@ class RenderWorker:
         here = self.tmp / f"job{job.row}"
         given = {k: getattr(job, k) for k in inputs}  # the driver's paths, for messages
         try:
-            if not (self.root / job.identity).is_dir():
-                unpack_identity(ray.get(bundle[0]), self.root / job.identity)
-            here.mkdir(parents=True)
-            for key, data in inputs.items():  # the inputs, under their own names (messages name them)
-                local = here / Path(getattr(job, key)).name
+            if not (self.root / job.identity).is_dir():  # unpacked beside, then moved: never half there
+                part = self.root / f".{job.identity}.unpacking"
+                shutil.rmtree(part, ignore_errors=True)
+                unpack_identity(ray.get(bundle[0]), part)
+                part.rename(self.root / job.identity)
+            for key, data in inputs.items():  # each under its own name, in a folder of its own
+                local = here / key / Path(getattr(job, key)).name
+                local.parent.mkdir(parents=True)
                 local.write_bytes(data)
                 setattr(job, key, str(local))
             out = here / job.output
@@ -131,6 +134,7 @@ def run_on_ray(todo: list[tuple[BatchJob, str]], out_dir: Path, workers: int, th
                          "or run with --workers 1") from None
     t_start = time.perf_counter()
     _start_ray(ray, workers, threads, address)
+    actors: list = []
     try:
         remote = ray.remote(max_concurrency=2)(RenderWorker)  # the second thread answers frames_done
         actors = [remote.options(num_cpus=threads).remote(threads) for _ in range(min(workers, len(todo)))]
@@ -159,11 +163,14 @@ def run_on_ray(todo: list[tuple[BatchJob, str]], out_dir: Path, workers: int, th
                     actor, job, key = running.pop(ref)
                     try:
                         summary, data, error = ray.get(ref)
-                    except ray.exceptions.RayError as exc:  # the worker died (out of memory, killed)
+                    except ray.exceptions.RayActorError as exc:  # the worker died (out of memory, killed)
                         summary, data, error = None, None, f"the worker died: {str(exc).splitlines()[0]}"
                         actors.remove(actor)
                         actor = remote.options(num_cpus=threads).remote(threads)
                         actors.append(actor)
+                    except ray.exceptions.RayTaskError as exc:  # a bug, not the input: its last line
+                        lines = [x for x in str(exc).splitlines() if x.strip()]
+                        summary, data, error = None, None, f"the job raised {lines[-1] if lines else exc}"
                     if error is None:
                         write_atomic(out_dir / job.output, data)
                         write_record(out_dir, job, key, summary)
@@ -179,6 +186,9 @@ def run_on_ray(todo: list[tuple[BatchJob, str]], out_dir: Path, workers: int, th
                 except ray.exceptions.RayError:  # a worker just died: its job reports it above
                     continue
                 bar.update(description=f"batch: {frames} frames, {frames / max(time.perf_counter() - t0, 1e-9):.2f}/s")
-        ray.get([a.close.remote() for a in actors])
     finally:
+        try:  # each worker's unpacked identities and inputs
+            ray.get([a.close.remote() for a in actors], timeout=30)
+        except Exception:  # noqa: BLE001 - a dead worker's folder went with it (or with its node)
+            pass
         ray.shutdown()

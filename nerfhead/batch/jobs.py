@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import re
 from dataclasses import asdict, dataclass, fields
@@ -104,6 +105,11 @@ def _job(raw: dict, row: int, base: Path) -> BatchJob:
             d[key] = str(p if p.is_absolute() else (base / p))
             if not Path(d[key]).is_file():
                 raise InputError(f"job {row}: {key} file not found: {d[key]}")
+    if d.get("video") and (d.get("audio") or d.get("text")):
+        ignored = [k for k in ("composite", "start", "duration") if d.get(k) is not None]
+        if ignored:
+            raise InputError(f"job {row}: a dub (video with audio or text) takes the whole take as it is; "
+                             f"remove {', '.join(ignored)}")
     start = _number(d.get("start"), "start", row) or 0.0
     duration = _number(d.get("duration"), "duration", row)
     if start < 0 or (duration is not None and duration <= 0):
@@ -116,7 +122,7 @@ def _job(raw: dict, row: int, base: Path) -> BatchJob:
         job.output = f"{row:03d}-{job.identity}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', stem)[:60]}.mp4"
     elif not job.output.endswith(".mp4"):
         job.output += ".mp4"
-    if not _OUTPUT.match(job.output):
+    if not _OUTPUT.fullmatch(job.output):
         raise InputError(f"job {row}: output {job.output!r} must be a plain file name (letters, digits, '_', '-', '.')")
     return job
 
@@ -141,7 +147,7 @@ def load_jobs(path: str | Path) -> list[BatchJob]:
             raise InputError(f"{path}: expected a list of jobs (mappings with identity, audio/text/video, ...)")
         raw = [(k + 1, d) for k, d in enumerate(data)]
     elif path.suffix.lower() == ".csv":
-        reader = csv.DictReader(text.splitlines())
+        reader = csv.DictReader(io.StringIO(text, newline=""))  # a quoted script keeps its line breaks
         if not reader.fieldnames or "identity" not in [f.strip() for f in reader.fieldnames]:
             raise InputError(f"{path}: the first row must be a header naming the columns (identity, audio, text, ...)")
         rows = [{k.strip(): v for k, v in r.items() if k is not None} for r in reader]

@@ -10,13 +10,16 @@ error and the others go on.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from nerfhead.avatar.load import checkpoint_path
-from nerfhead.batch.jobs import BatchJob, is_complete, job_key, load_jobs, write_record
+from nerfhead.batch.jobs import RECORDS, BatchJob, is_complete, job_key, load_jobs, write_record
 from nerfhead.dataset import Identity
 from nerfhead.errors import InputError, NerfheadError
 from nerfhead.log import get_logger
@@ -100,7 +103,24 @@ def run_batch(jobs_file: str | Path, out_dir: str | Path, workers: int = 1, thre
         raise InputError(f"--threads must be at least 1, not {threads}")
     jobs = load_jobs(jobs_file)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with output_lock(out_dir):
+        return _run_jobs(jobs, out_dir, workers, threads, ray_address, root)
+
+
+@contextmanager
+def output_lock(out_dir: Path) -> Iterator[None]:
+    """One batch at a time per output folder (a second one would take the first's outputs as its own)."""
+    (out_dir / RECORDS).mkdir(parents=True, exist_ok=True)
+    with open(out_dir / RECORDS / "lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(f"another batch is writing to {out_dir}; wait for it or choose another -o") from None
+        yield
+
+
+def _run_jobs(jobs: list[BatchJob], out_dir: Path, workers: int, threads: int, ray_address: str | None,
+              root) -> BatchReport:
     remove_stale_temporaries(out_dir)
     report = BatchReport(workers=workers, threads=threads)
     todo: list[tuple[BatchJob, str]] = []

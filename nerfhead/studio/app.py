@@ -14,7 +14,9 @@ output folder.
 from __future__ import annotations
 
 import html
+import signal
 import socket
+import uuid
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,13 +155,13 @@ class Studio:
         ident = known_identity(name, self.root, need="trained")
         job_out = self.out / "renders"
         job_out.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
+        stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"  # two renders in one second differ
         target = job_out / f"{ident.name}-{stamp}.mp4"
         argv = ["render", ident.name, "-o", str(target), "--root", str(self.root)]
         if audio:
             argv += ["--audio", str(keep_upload(audio, Path(audio).name, self.out / "uploads", "audio"))]
         elif (script or "").strip():
-            script_file = self.out / "uploads" / f"script-{stamp}.txt"
+            script_file = self.out / "uploads" / f"script-{ident.name}-{stamp}.txt"
             script_file.parent.mkdir(parents=True, exist_ok=True)
             script_file.write_text(script.strip() + "\n", encoding="utf-8")
             argv += ["--text-file", str(script_file)]
@@ -434,12 +436,16 @@ def serve(host: str = "127.0.0.1", port: int = 7860, root: str | Path | None = N
     studio = Studio.open(root, out)
     app = make_app(studio)
     studio.worker.start()
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
+    # an open page keeps Gradio's heartbeat stream open until the app stops: close such connections after 5 s
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
+                                           timeout_graceful_shutdown=5))
     log.info("nerfhead studio on http://%s:%d (identities %s, output %s)", host, port, studio.root, studio.out)
     try:
         server.run()
     except KeyboardInterrupt:  # uvicorn raises the SIGTERM or Ctrl-C it stopped on again once it has shut down
         pass
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not leave the running job orphaned
+            signal.signal(sig, signal.SIG_IGN)
         studio.worker.shutdown()
         log.info("studio stopped")

@@ -92,7 +92,8 @@ class JobStore:
 
     def add(self, kind: str, identity: str, argv: list[str], title: str = "", output: str | None = None) -> Job:
         with self._lock:
-            job_id = max((j.id for j in self.all()), default=0) + 1
+            taken = [int(d.name) for d in self.folder.iterdir() if d.is_dir() and d.name.isdigit()]
+            job_id = max(taken, default=0) + 1
             job = Job(job_id, kind, identity, list(argv), title=title, output=output)
             self.job_dir(job_id).mkdir(parents=True, exist_ok=False)
             self._write(job)
@@ -184,9 +185,12 @@ class Worker:
         self.program = program or [sys.executable, "-m", "nerfhead"]  # what a job's argv is given to
         self._wake = threading.Event()
         self._halt = threading.Event()
+        # _lock orders a job's start against a stop of it: a stop is never lost between the two
+        self._lock = threading.Lock()
         self._proc: subprocess.Popen | None = None
         self._current: int | None = None
         self._stop_asked: set[int] = set()
+        self._signalled: set[int] = set()
         self._thread = threading.Thread(target=self._loop, name="nerfhead-studio-worker", daemon=True)
 
     def start(self) -> "Worker":
@@ -200,26 +204,36 @@ class Worker:
         return job
 
     def stop(self, job_id: int) -> None:
-        """Stop a job: a queued one is dropped, a running one gets SIGINT (a training saves first)."""
-        job = self.store.get(job_id)
-        if job is None or job.finished:
-            return
-        self._stop_asked.add(job_id)
-        if job.state == "queued" and self._current != job_id:
-            job.state, job.ended = "stopped", time.time()
-            self.store.save(job)
-            return
+        """Stop a job: a queued one is dropped, a running one gets SIGINT once (a training saves first)."""
+        with self._lock:
+            job = self.store.get(job_id)
+            if job is None or job.finished:
+                return
+            self._stop_asked.add(job_id)
+            if self._current != job_id:  # queued, and not being started: it never runs
+                job.state, job.ended = "stopped", time.time()
+                self.store.save(job)
+                return
+            self._signal(job_id, signal.SIGINT)
+
+    def _signal(self, job_id: int, sig: int, grace: tuple[float, float] = STOP_GRACE) -> None:
+        """(under _lock) ``sig`` to the running job ``job_id``, once, escalating in a thread of its own."""
         proc = self._proc
-        if proc is not None and self._current == job_id:
-            threading.Thread(target=self._terminate, args=(proc, signal.SIGINT), daemon=True).start()
+        if proc is None or job_id in self._signalled:
+            return  # not started yet: _run sees _stop_asked as soon as it has
+        self._signalled.add(job_id)
+        threading.Thread(target=self._terminate, args=(proc, sig, grace), daemon=True).start()
 
     def shutdown(self, timeout: float = 30.0) -> None:
-        """Stop the worker: the running job gets SIGTERM (it removes its temporaries) and is waited for."""
+        """Stop the worker: the running job gets SIGTERM (it removes its temporaries, a training saves)
+        and is waited for, then killed with its process group."""
         self._halt.set()
         self._wake.set()
-        proc = self._proc
-        if proc is not None and self._current is not None:
-            self._stop_asked.add(self._current)
+        with self._lock:
+            proc, current = self._proc, self._current
+            if current is not None:
+                self._stop_asked.add(current)
+        if proc is not None:
             self._terminate(proc, signal.SIGTERM, grace=(timeout, 5.0))
         self._thread.join(timeout=timeout)
 
@@ -251,32 +265,46 @@ class Worker:
 
     def _loop(self) -> None:
         while not self._halt.is_set():
-            job = self._next()
-            if job is None:
-                self._wake.wait(1.0)
-                self._wake.clear()
-                continue
-            self._run(job)
+            try:
+                job = self._next()
+                if job is None:
+                    self._wake.wait(1.0)
+                    self._wake.clear()
+                    continue
+                self._run(job)
+            except Exception as exc:  # a full disk, a folder removed: the queue must go on
+                log.error("studio worker: %s", exc)
+                time.sleep(1.0)
 
     def _run(self, job: Job) -> None:
-        job.state, job.started = "running", time.time()
-        self.store.save(job)
+        with self._lock:
+            fresh = self.store.get(job.id)
+            if fresh is None or fresh.state != "queued" or job.id in self._stop_asked:
+                return  # stopped while it waited
+            job = fresh
+            job.state, job.started = "running", time.time()
+            self._current = job.id
+            self.store.save(job)
         env = {**os.environ, "NERFHEAD_PROGRESS": "0", PROGRESS_FILE_ENV: str(self.store.progress_path(job.id)),
                "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
         cmd = [*self.program, *job.argv]
         log.info("job %d: nerfhead %s", job.id, " ".join(job.argv))
-        with open(self.store.log_path(job.id), "ab") as out:
-            self._current = job.id
-            try:
-                self._proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                              cwd=self.cwd, env=env, start_new_session=True)
+        try:
+            with open(self.store.log_path(job.id), "ab") as out:
+                with self._lock:
+                    self._proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                                  cwd=self.cwd, env=env, start_new_session=True)
+                    if job.id in self._stop_asked:  # asked while it was starting
+                        self._signal(job.id, signal.SIGTERM if self._halt.is_set() else signal.SIGINT)
                 code = self._proc.wait()
-            except OSError as exc:
-                code, job.error = -1, f"could not start the job: {exc}"
-            finally:
+        except OSError as exc:
+            code, job.error = -1, f"could not start the job: {exc}"
+        finally:
+            with self._lock:
                 self._proc, self._current = None, None
         job.returncode, job.ended = code, time.time()
-        if job.id in self._stop_asked:  # a training stopped by SIGINT saves and exits 0: still "stopped"
+        # a training stopped by SIGINT saves and exits 0: still "stopped"; another job that finished anyway is done
+        if job.id in self._stop_asked and (code != 0 or job.kind == "train"):
             job.state = "stopped"
             job.error = job.error or error_line(self.store.log_tail(job.id, 200))
         elif code == 0:

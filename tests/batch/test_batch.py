@@ -102,6 +102,8 @@ def test_job_lists_are_checked_line_by_line(tmp_path, job_files):
     assert yaml_jobs[1].output == "002-anna-script.mp4"
     dub = jobs("d.csv", "identity,video,text\nanna,a.wav,Hello\n")[0]
     assert dub.kind == "dub" and dub.speech is None
+    script = jobs("s.csv", 'identity,text\nanna,"First line.\nSecond line."\n')[0]
+    assert script.text == "First line.\nSecond line."
     for text, message in [
         ("identity,sound\nanna,a.wav\n", "unknown column 'sound'"),
         ("identity,audio\nanna,missing.wav\n", "job 1: audio file not found"),
@@ -111,6 +113,7 @@ def test_job_lists_are_checked_line_by_line(tmp_path, job_files):
         ("identity,audio,output\nanna,a.wav,../x.mp4\n", "must be a plain file name"),
         ("identity,audio,duration\nanna,a.wav,soon\n", "duration must be a number"),
         ("audio\na.wav\n", "first row must be a header"),
+        ("identity,video,audio,duration\nanna,a.wav,a.wav,2\n", "job 1: a dub (video with audio or text) takes the whole take"),
     ]:
         with pytest.raises(InputError, match=re.escape(message)):
             jobs("bad.csv", text)

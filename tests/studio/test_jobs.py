@@ -107,3 +107,12 @@ def test_progress_bars_report_to_the_job(tmp_path, monkeypatch):
 def test_error_line_is_the_clis_last_error():
     assert error_line("INFO a\nerror: file not found: x.mp4\n") == "file not found: x.mp4"
     assert error_line("Traceback (most recent call last):\n  ...\nValueError: x\n") is None
+
+
+def test_a_broken_job_folder_does_not_block_new_jobs(tmp_path):
+    store = JobStore(tmp_path / "jobs")
+    (tmp_path / "jobs" / "0001").mkdir()  # a crash between the folder and its job.json
+    (tmp_path / "jobs" / "0002").mkdir()
+    (tmp_path / "jobs" / "0002" / "job.json").write_text("{not json")
+    assert store.add("render", "a", []).id == 3
+    assert [j.id for j in store.all()] == [3]
