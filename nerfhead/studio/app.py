@@ -436,9 +436,18 @@ def serve(host: str = "127.0.0.1", port: int = 7860, root: str | Path | None = N
     studio = Studio.open(root, out)
     app = make_app(studio)
     studio.worker.start()
-    # an open page keeps Gradio's heartbeat stream open until the app stops: close such connections after 5 s
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
-                                           timeout_graceful_shutdown=5))
+    # An open page keeps Gradio's heartbeat stream open until Gradio's stop event is set, which
+    # uvicorn's graceful shutdown would wait for: the exit signal sets it (and 5 s is the backstop).
+    stop_events = [r.app.stop_event for r in app.routes if hasattr(getattr(r, "app", None), "stop_event")]
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            for event in stop_events:
+                event.set()
+            super().handle_exit(sig, frame)
+
+    server = Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
+                                   timeout_graceful_shutdown=5))
     log.info("nerfhead studio on http://%s:%d (identities %s, output %s)", host, port, studio.root, studio.out)
     try:
         server.run()

@@ -132,12 +132,15 @@ def test_studio_in_headless_chromium(studio_server, trained_sample, sample_captu
         video.evaluate("v => { v.muted = true; return v.play(); }")
         page.wait_for_function("() => document.querySelector('#render-result video').currentTime > 0", timeout=30_000)
         _shot(page, tmp_path / "studio_render.png")
+
+        # SIGTERM with the page still open (its heartbeat stream too): the server and its worker stop cleanly
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+        assert time.monotonic() - t0 < 15
         browser.close()
+    assert "studio stopped" in (out.parent / "studio_server.log").read_text()
+    assert "Traceback" not in (out.parent / "studio_server.log").read_text()
     assert 1.0 < duration < 3.0
     renders = list((out / "renders").glob("*.mp4"))
     assert len(renders) == 1
-
-    # SIGTERM: the server and its worker stop cleanly
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(60) == 0
-    assert "studio stopped" in (out.parent / "studio_server.log").read_text()
