@@ -182,11 +182,15 @@ class Studio:
     def compare(self, a: str, b: str) -> str:
         from nerfhead.eval.compare import write_comparison
 
-        names = [known_identity(n, self.root, need="trained").name for n in (a, b)]
-        if names[0] == names[1]:
+        idents = [known_identity(n, self.root, need="trained") for n in (a, b)]
+        if idents[0].name == idents[1].name:
             raise NerfheadError("choose two different avatars to compare")
-        folder = self.out / "compare" / f"{names[0]}-vs-{names[1]}"
-        _, page = write_comparison(names, folder, root=self.root)
+        reports = [report_path(i).with_suffix(".json") for i in idents]  # paths, never a name read as one
+        for ident, report in zip(idents, reports):
+            if not report.is_file():
+                raise NerfheadError(f"'{ident.name}' has no evaluation yet: evaluate it first")
+        folder = self.out / "compare" / f"{idents[0].name}-vs-{idents[1].name}"
+        _, page = write_comparison([str(r) for r in reports], folder, root=self.root)
         return _frame(self.media_url(page), 520)
 
     # --- views for the refresh tick ---------------------------------------------------------
@@ -367,9 +371,10 @@ def build_page(studio: Studio):
             job_log = gr.Textbox(label="log (its last lines)", lines=12, max_lines=12, interactive=False, elem_id="job-log")
 
         lists = [train_name, render_name, eval_name, cmp_a, cmp_b]
+        NEEDS = ("processed", "trained", "trained", "evaluated", "evaluated")  # what each list offers
 
         def load_lists():
-            return [choices("processed"), choices("trained"), choices("trained"), choices("trained"), choices("trained")]
+            return [choices(need) for need in NEEDS]
 
         def tick(train_id, eval_id, pick, known):
             listing = studio.identities_html()
@@ -379,8 +384,7 @@ def build_page(studio: Studio):
             shown = int(pick) if pick else (latest.id if latest else None)
             out.append(studio.store.log_tail(shown, 12) if shown else "")
             if listing != known:  # an identity changed: offer the new lists, keep what is chosen where it still exists
-                out += [listing] + [gr.update(choices=studio.identity_choices(need))
-                                    for need in ("processed", "trained", "trained", "trained", "trained")]
+                out += [listing] + [gr.update(choices=studio.identity_choices(need)) for need in NEEDS]
             else:
                 out += [gr.skip()] * (1 + len(lists))
             return out
