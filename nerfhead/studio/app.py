@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from nerfhead.avatar.checkpoint import STAGES
 from nerfhead.dataset import Identity, check_name, identities_root
 from nerfhead.errors import NerfheadError
 from nerfhead.log import get_logger
@@ -105,7 +106,8 @@ class Studio:
                 bar = f"<progress></progress> {html.escape(p.task) if p else 'starting'} ({ran:.0f} s)"
             else:
                 eta = f", about {_duration(p.eta)} left" if p.eta is not None else ""
-                bar = (f"<progress value='{p.fraction:.3f}' max='1'></progress> {html.escape(p.task)} "
+                stage = f"stage {STAGES.index(p.task) + 1} of {len(STAGES)}: " if job.kind == "train" and p.task in STAGES else ""
+                bar = (f"<progress value='{p.fraction:.3f}' max='1'></progress> {stage}{html.escape(p.task)} "
                        f"{p.done}/{p.total} ({100 * p.fraction:.0f} %{eta}; running {_duration(ran)})")
             return f"<div class='nh-job'>#{job.id} {title}: {bar}</div>"
         took = _duration((job.ended or 0) - (job.started or job.ended or 0))
