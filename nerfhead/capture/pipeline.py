@@ -69,6 +69,14 @@ class ProcessConfig:
             raise InputError(f"test_fraction must be between 0 and 1, got {self.test_fraction}")
 
 
+def probe_capture(video: str | Path, min_duration: float = 0.0) -> VideoInfo:
+    """``probe_video`` of a capture, which must also have sound (the lip sync is learnt from it)."""
+    info = probe_video(video, min_duration=min_duration)
+    if not info.has_audio:
+        raise InputError(f"{video} has no audio track; nerfhead learns lip sync from the presenter's speech")
+    return info
+
+
 def process_capture(video: str | Path, name: str, cfg: ProcessConfig | None = None,
                     root: str | Path | None = None, force: bool = False) -> Identity:
     """Process ``video`` into the identity ``name``; returns the finished :class:`Identity`."""
@@ -78,9 +86,7 @@ def process_capture(video: str | Path, name: str, cfg: ProcessConfig | None = No
     video = Path(video)
     if ident.is_processed() and not force:
         raise IdentityError(f"identity '{name}' already exists at {ident.root}; use --force to replace it")
-    info = probe_video(video, min_duration=cfg.min_duration)
-    if not info.has_audio:
-        raise InputError(f"{video} has no audio track; nerfhead learns lip sync from the presenter's speech")
+    info = probe_capture(video, min_duration=cfg.min_duration)
 
     created_root = not ident.root.exists()
     if force and ident.is_processed():

@@ -29,7 +29,7 @@ from nerfhead.log import get_logger
 from nerfhead.shipped import preset_names
 from nerfhead.studio.catalog import (contained_file, identity_state, known_identity, list_identities,
                                      progress_picture, report_path)
-from nerfhead.studio.jobs import Job, JobStore, Worker
+from nerfhead.studio.jobs import Job, JobStore, Worker, latest
 from nerfhead.studio.uploads import MAX_UPLOAD_BYTES, SPEECH, VIDEO_SUFFIXES, keep_upload
 
 log = get_logger(__name__)
@@ -91,13 +91,15 @@ class Studio:
         return ("<table class='nh-table'><tr><th>identity</th><th>frames</th><th>state</th><th>checkpoints</th>"
                 f"<th>report</th></tr>{''.join(rows)}</table>")
 
-    def job_html(self, job: Job | None) -> str:
-        """One job's state line: a progress bar with its ETA, or its one-line error."""
+    def job_html(self, job: Job | None, jobs: list[Job] | None = None) -> str:
+        """One job's state line: a progress bar with its ETA, or its one-line error (``jobs``: the
+        store's jobs when the caller has read them already)."""
         if job is None:
             return ""
         title = html.escape(job.title or f"{job.kind} {job.identity}")
         if job.state == "queued":
-            ahead = sum(1 for j in self.store.all() if j.state in ("queued", "running") and j.id < job.id)
+            jobs = self.store.all() if jobs is None else jobs
+            ahead = sum(1 for j in jobs if j.state in ("queued", "running") and j.id < job.id)
             return f"<div class='nh-job'>#{job.id} {title}: queued ({ahead} ahead)</div>"
         if job.state == "running":
             p = self.store.progress(job.id)
@@ -116,11 +118,10 @@ class Studio:
         why = html.escape(job.error or "")
         return f"<div class='nh-job nh-{job.state}'>#{job.id} {title}: {job.state}{': ' + why if why else ''}</div>"
 
-    def jobs_html(self) -> str:
-        jobs = self.store.all()[-12:]
+    def jobs_html(self, jobs: list[Job]) -> str:
         if not jobs:
             return "<p>No jobs yet.</p>"
-        return "".join(self.job_html(j) for j in reversed(jobs))
+        return "".join(self.job_html(j, jobs) for j in reversed(jobs[-12:]))
 
     # --- actions (each returns the status line for the page) ------------------------------
     def submit_process(self, upload: str | None, name: str, replace: bool) -> str:
@@ -195,16 +196,16 @@ class Studio:
         _, page = write_comparison([str(r) for r in reports], folder, root=self.root)
         return _frame(self.media_url(page), 520)
 
-    # --- views for the refresh tick ---------------------------------------------------------
-    def process_view(self) -> tuple[str, str]:
-        job = self.store.latest("process")
+    # --- views for the refresh tick (each given the jobs the tick read once) ----------------
+    def process_view(self, jobs: list[Job]) -> tuple[str, str]:
+        job = latest(jobs, "process")
         picture = ""
         if job is not None and job.state == "done":
             ident = Identity.at(job.identity, self.root)
             url = self.media_url(ident.qa_dir / "contact_sheet.png")
             if url:
                 picture = f"<p>QA sheet of {html.escape(job.identity)}:</p><img class='nh-img' src='{url}'>"
-        return self.job_html(job), picture
+        return self.job_html(job, jobs), picture
 
     def _chosen(self, name: str | None) -> Identity | None:
         """The identity a dropdown names, None when it names none (or a name the CLI would refuse)."""
@@ -213,18 +214,17 @@ class Studio:
         except NerfheadError:
             return None
 
-    def train_view(self, name: str | None) -> tuple[str, str]:
+    def train_view(self, name: str | None, jobs: list[Job]) -> tuple[str, str]:
         ident = self._chosen(name)
         if ident is None:
             return "", ""
         url = self.media_url(progress_picture(ident))
         picture = f"<img class='nh-img' src='{url}'>" if url else "<p>The held-out preview appears here as training goes.</p>"
-        state = identity_state(ident)
-        status = self.job_html(self.store.latest("train", ident.name)) or html.escape(state.summary)
+        status = self.job_html(latest(jobs, "train", ident.name), jobs) or html.escape(identity_state(ident).summary)
         return status, picture
 
-    def render_view(self) -> tuple[str, str]:
-        job = self.store.latest("render")
+    def render_view(self, jobs: list[Job]) -> tuple[str, str]:
+        job = latest(jobs, "render")
         video = ""
         if job is not None and job.state == "done" and job.output:
             url = self.media_url(self.out / job.output)
@@ -232,13 +232,13 @@ class Studio:
                 video = (f"<video id='nh-video' controls preload='metadata' src='{url}' class='nh-video'></video>"
                          f"<p><a href='{url}' download='{html.escape(Path(job.output).name)}'>download "
                          f"{html.escape(Path(job.output).name)}</a></p>")
-        return self.job_html(job), video
+        return self.job_html(job, jobs), video
 
-    def eval_view(self, name: str | None) -> tuple[str, str]:
+    def eval_view(self, name: str | None, jobs: list[Job]) -> tuple[str, str]:
         ident = self._chosen(name)
         if ident is None:
             return "", ""
-        return self.job_html(self.store.latest("eval", ident.name)), _frame(self.media_url(report_path(ident)), 720)
+        return self.job_html(latest(jobs, "eval", ident.name), jobs), _frame(self.media_url(report_path(ident)), 720)
 
 
 def _queued(job: Job) -> str:
@@ -380,10 +380,11 @@ def build_page(studio: Studio):
 
         def tick(train_id, eval_id, pick, known):
             listing = studio.identities_html()
-            out = [listing, studio.jobs_html(), *studio.process_view(), *studio.train_view(train_id),
-                   *studio.render_view(), *studio.eval_view(eval_id)]
-            latest = studio.store.latest()
-            shown = int(pick) if pick else (latest.id if latest else None)
+            jobs_now = studio.store.all()  # read once for every view of this tick
+            out = [listing, studio.jobs_html(jobs_now), *studio.process_view(jobs_now),
+                   *studio.train_view(train_id, jobs_now), *studio.render_view(jobs_now),
+                   *studio.eval_view(eval_id, jobs_now)]
+            shown = int(pick) if pick else (jobs_now[-1].id if jobs_now else None)
             out.append(studio.store.log_tail(shown, 12) if shown else "")
             if listing != known:  # an identity changed: offer the new lists, keep what is chosen where it still exists
                 out += [listing] + [gr.update(choices=studio.identity_choices(need)) for need in NEEDS]
@@ -404,7 +405,7 @@ def build_page(studio: Studio):
         render_btn.click(guarded(studio.submit_render), [render_name, script, voice, speech, seconds], render_msg)
         eval_btn.click(guarded(studio.submit_eval), [eval_name, quick], eval_msg)
         cmp_btn.click(guarded(studio.compare), [cmp_a, cmp_b], cmp_result)
-        job_stop.click(lambda pick: (studio.worker.stop(int(pick)) if pick else None) or studio.jobs_html(),
+        job_stop.click(lambda pick: (studio.worker.stop(int(pick)) if pick else None) or studio.jobs_html(studio.store.all()),
                        [job_pick], jobs)
     return page
 

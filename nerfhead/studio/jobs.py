@@ -124,10 +124,7 @@ class JobStore:
         return jobs
 
     def latest(self, kind: str | None = None, identity: str | None = None) -> Job | None:
-        for job in reversed(self.all()):
-            if (kind is None or job.kind == kind) and (identity is None or job.identity == identity):
-                return job
-        return None
+        return latest(self.all(), kind, identity)
 
     def log_path(self, job_id: int) -> Path:
         return self.job_dir(job_id) / "log.txt"
@@ -166,6 +163,14 @@ class JobStore:
                 job.state, job.ended = "stopped", time.time()
                 job.error = "the studio stopped while this job ran; start it again to go on"
                 self.save(job)
+
+
+def latest(jobs: list[Job], kind: str | None = None, identity: str | None = None) -> Job | None:
+    """The newest of ``jobs`` (oldest first, as JobStore.all gives them) of that kind and identity."""
+    for job in reversed(jobs):
+        if (kind is None or job.kind == kind) and (identity is None or job.identity == identity):
+            return job
+    return None
 
 
 def error_line(log_text: str) -> str | None:

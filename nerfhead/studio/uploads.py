@@ -7,9 +7,9 @@ import shutil
 import uuid
 from pathlib import Path
 
+from nerfhead.capture.pipeline import probe_capture
 from nerfhead.errors import InputError
 from nerfhead.io.media import open_media
-from nerfhead.io.video import probe_video
 from nerfhead.render.driven import AUDIO_SUFFIXES as SPEECH_SUFFIXES
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
@@ -36,9 +36,7 @@ def check_upload(path: str | Path, name: str, kind: str) -> None:
         raise InputError(f"{name} is larger than {MAX_UPLOAD_BYTES // 1024**3} GiB")
     try:
         if kind == "video":
-            info = probe_video(path)
-            if not info.has_audio:
-                raise InputError(f"{path} has no audio track; nerfhead learns lip sync from the presenter's speech")
+            probe_capture(path)
         else:
             with open_media(path) as container:
                 if not container.streams.audio:
