@@ -152,6 +152,10 @@ def render(
         None, "--composite",
         help="portrait (default): the capture's own frames replayed, only the lower face rendered; full: every pixel "
              "from the fields, the default with --pose-from (no real frame exists for a borrowed pose) and --scale."),
+    own_voice: bool = typer.Option(
+        False, "--own-voice",
+        help="The audio is the presenter's own voice (a new recording of the person filmed): the mouth follows what "
+             "this presenter's mouth did in the capture instead of the rule made for any voice."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="A torso-stage checkpoint (default: the avatar)."),
     root: Optional[Path] = typer.Option(None, help="Identities folder."),
 ) -> None:
@@ -160,7 +164,10 @@ def render(
 
     pose_video = str(pose_from) if pose_from else None
     opts = RenderOptions(start=start, duration=duration, pose_start=pose_start, pose_from=pose_video, height=height,
-                         seed=seed, scale=scale, composite=composite or default_composite(pose_video, scale))
+                         seed=seed, scale=scale, composite=composite or default_composite(pose_video, scale),
+                         own_voice=own_voice)
+    if own_voice and (text is not None or text_file is not None):
+        _run(_fail, "--own-voice is for a recording of the presenter (--audio or --audio-dir), not a script a TTS voice speaks")
     if audio_dir is not None:
         if audio is not None or text is not None or text_file is not None:
             _run(_fail, "give either --audio-dir or --audio/--text/--text-file, not both")

@@ -23,7 +23,7 @@ def clip_mouth(model, audio: DrivingAudio, lo: int = 0, hi: int | None = None) -
     hi = audio.n_frames if hi is None else hi
     device = next(model.parameters()).device
     win = torch.from_numpy(np.array(audio.windows[lo:hi], np.float32)).to(device)
-    return model.mouth_input(win, audio.articulation[lo:hi])
+    return model.mouth_input(win, audio.articulation[lo:hi], audio.own_voice)
 
 
 @torch.no_grad()
@@ -45,7 +45,7 @@ def frame_conditions(avatar, audio: DrivingAudio, frames: Sequence[int], eye: np
     device = next(model.parameters()).device
     win = torch.from_numpy(np.array(audio.windows[lo:hi], np.float32)).to(device)  # a copy: the view is read-only
     if mouth is None:
-        mouth_in = model.mouth_input(win, audio.articulation[lo:hi])
+        mouth_in = model.mouth_input(win, audio.articulation[lo:hi], audio.own_voice)
         mouth_in = None if mouth_in is None else mouth_in[torch.from_numpy(frames - lo).to(mouth_in.device)]
     else:
         mouth_in = model.mouth_vector(mouth)

@@ -1,11 +1,12 @@
 """Self-driven evaluation on an identity's held-out test frames, with trivial baselines.
 
 The avatar renders every test frame from the frame's own pose, audio and blink, exactly as
-``nerfhead render`` renders a frame (:func:`nerfhead.avatar.sequence.render_frames`: the
-audio code, the mouth input from the articulation track, the capture's closed-lips and silence
+``nerfhead render --own-voice`` renders a frame (:func:`nerfhead.avatar.sequence.render_frames`:
+the audio code, the mouth input from the presenter map, the capture's closed-lips and silence
 codes; neutral frame code; torso field and plate). Two more renders of the same frames check
 that audio drives the mouth: test-frame audio shuffled among the test frames, and digital
-silence (a render of silent audio). The portrait row is the real test frame with only its lower
+silence (a render of silent audio); a third (avatars with the presenter map) takes the same audio
+as another voice's (the rule's mouth input, what a script or a dub in another voice gets). The portrait row is the real test frame with only its lower
 face rendered (``--composite portrait``, SyncTalk's portrait protocol): the real pixels outside the
 lower face inflate its full-frame PSNR; compare the modes on the face box and LMD.
 
@@ -28,7 +29,7 @@ from __future__ import annotations
 import tempfile
 import time
 import wave
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -232,7 +233,7 @@ class SelfDrivenReport:
     step: int
     n_test_frames: int
     scores: dict[str, SelfDrivenScores]  # ours (full), portrait, frozen, retrieval, previous
-    audio_check: dict[str, SelfDrivenScores]  # ours with shuffled / silent audio
+    audio_check: dict[str, SelfDrivenScores]  # ours with shuffled / silent audio (/ own audio taken as another voice)
     per_frame_psnr: list[float]
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -356,6 +357,9 @@ def run_selfdriven(ident: Identity, avatar: Avatar, data: TrainingData,
     audio_check = {"shuffled": held.score("shuffled", shuffled.__getitem__)}
     silent = renders.render(silent_audio(data.n_frames, avatar.model.extractor), "render, silent audio")
     audio_check["silent"] = held.score("silent", silent.__getitem__)
+    if avatar.model.has_presenter_map:  # the same audio taken as another voice: the rule's mouth, not the presenter map's
+        other = renders.render(replace(data.audio, own_voice=False), "render, mouth as for another voice")
+        audio_check["as another voice"] = held.score("as another voice", other.__getitem__)
     seconds["audio_check"] = time.perf_counter() - t0
     report = SelfDrivenReport(ident.name, str(avatar.checkpoint), avatar.stage, avatar.step, len(test), scores,
                               audio_check, list(scores["ours"].per_frame_psnr), seconds)

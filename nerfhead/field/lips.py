@@ -7,19 +7,25 @@ capture's training frames, taken in the head's frame (each frame's rigid landmar
 mean by a similarity transform, so head turns and distance do not count as lip shape), each scaled
 to unit spread. Training feeds the tracked code of each frame (teacher forcing).
 
-A render feeds the articulation rule's opening (:mod:`nerfhead.audio.articulation` through the
-avatar's :class:`~nerfhead.field.mouth.MouthTrack`: closed in silences and at /p b m/, wider for
-loud open vowels, for any voice) plus :data:`RESIDUAL_GAIN` times :class:`LipPredictor`'s
-*correction* of it, fitted on the capture: a regularised linear map from the frame's audio (its
-feature window, pooled into three 50-60 ms spans) and the articulation track around it to what the
-presenter's tracked code was beyond the rule's (one presenter keeps the lips apart in short pauses,
-another opens less than the rule says), so the mouth moves the way this presenter's mouth moved for
-such sounds. Which inputs each output uses, and how strongly the map is regularised, is chosen on
-held-back frames of the capture (the simplest choice within one standard error of the best). The
-correction learnt from one voice carries only in part to other voices: at full strength it follows
-the capture's held-out frames best but loses the rule's loudness tracking on other speakers; at
-half strength (:data:`RESIDUAL_GAIN`) every development clip kept at least the real capture's
-loudness correlation and /p b m/ closing (docs/EVALUATION.md, issue 17).
+A render of another voice (a script, a dub, any language) feeds the articulation rule's opening
+(:mod:`nerfhead.audio.articulation` through the avatar's :class:`~nerfhead.field.mouth.MouthTrack`:
+closed in silences and at /p b m/, wider for loud open vowels, for any voice) plus
+:data:`RESIDUAL_GAIN` times :class:`LipPredictor`'s *correction* of it, fitted on the capture: a
+regularised linear map from the frame's audio (its feature window, pooled into three 50-60 ms spans)
+and the articulation track around it to what the presenter's tracked code was beyond the rule's (one
+presenter keeps the lips apart in short pauses, another opens less than the rule says). The
+correction learnt from one voice carries only in part to other voices: at full strength it loses the
+rule's loudness tracking on other speakers; at half strength (:data:`RESIDUAL_GAIN`) every
+development clip kept at least the real capture's loudness correlation and /p b m/ closing.
+
+The presenter's *own voice* (a new recording of the person filmed, or the capture's own audio)
+takes the *presenter map* instead: the same inputs mapped to the tracked code itself, no rule. It
+follows the held-out mouth of the capture far better than the rule (cnn: opening correlation 0.61
+against 0.40), because it learnt this speaker's timing, pauses and habits, but on other voices it
+follows their loudness and /p b m/ worse than the real presenter does (docs/EVALUATION.md, issue 17).
+
+Both maps: for each output, the inputs and the regularisation strength are chosen on held-back
+frames of the capture (the simplest choice within one standard error of the best).
 """
 
 from __future__ import annotations
@@ -132,6 +138,12 @@ class LipPredictor(nn.Module):
         self.register_buffer("in_max", torch.full((n_in,), torch.inf))
         self.register_buffer("weight", torch.zeros(n_in, out_dim))
         self.register_buffer("bias", torch.zeros(out_dim))
+        # the presenter map (the tracked input itself, no prior); has_own 0 in checkpoints before it
+        self.register_buffer("own_weight", torch.zeros(n_in, out_dim))
+        self.register_buffer("own_bias", torch.zeros(out_dim))
+        self.register_buffer("has_own", torch.tensor(False))
+        # per output: whether the presenter map beat the rule-corrected input on held-back frames
+        self.register_buffer("own_use", torch.zeros(out_dim, dtype=torch.bool))
         self.register_buffer("closed", torch.zeros(out_dim))  # the capture's mean closed-lips input
         # the lip shape that goes with an opening on the capture: input = prior_base + prior_slope * opening
         self.register_buffer("prior_base", torch.zeros(out_dim))
@@ -162,14 +174,15 @@ class LipPredictor(nn.Module):
         return (np.clip(raw, lo, hi) - self.in_mean.cpu().numpy()) / self.in_std.cpu().numpy()
 
     @torch.no_grad()
-    def predict(self, windows: torch.Tensor | np.ndarray, scores: np.ndarray) -> torch.Tensor:
+    def predict(self, windows: torch.Tensor | np.ndarray, scores: np.ndarray, own: bool = False) -> torch.Tensor:
         """(n, out_dim) the map's output for consecutive frames (``windows`` (n, window, D),
         articulation ``scores`` (n,)), smoothed over time: the correction of the prior it was fitted
-        against (:meth:`fit`)."""
+        against (:meth:`fit`), or with ``own`` the presenter map's mouth input itself."""
         win = windows.cpu().numpy() if torch.is_tensor(windows) else np.asarray(windows)
         if len(win) == 0:
             return torch.zeros(0, self.out_dim, device=self.weight.device)
-        out = self.standardised(self.inputs(win, scores)) @ self.weight.cpu().numpy() + self.bias.cpu().numpy()
+        weight, bias = (self.own_weight, self.own_bias) if own else (self.weight, self.bias)
+        out = self.standardised(self.inputs(win, scores)) @ weight.cpu().numpy() + bias.cpu().numpy()
         if PREDICT_SMOOTH > 0 and len(out) > 1:
             out = gaussian_filter1d(out, PREDICT_SMOOTH, axis=0, mode="nearest")
         return torch.from_numpy(out.astype(np.float32)).to(self.weight.device)
@@ -180,48 +193,67 @@ class LipPredictor(nn.Module):
         for all its frames, the tracked mouth inputs ``targets`` (n, out_dim), the training ``frames``
         with a face, and ``closed_frames`` (training frames in speech with closed lips) whose mean
         target becomes :attr:`closed`. The map learns ``targets - prior`` (``prior`` (n, out_dim):
-        the mouth input a render starts from; default 0, the targets themselves).
+        the mouth input a render starts from; default 0, the targets themselves); the presenter map
+        (``predict(own=True)``) learns the targets themselves.
 
         For each output, the input set (:data:`INPUTS`) and strength (:data:`RIDGE`) are chosen by
         cross-validation over ``FOLDS`` contiguous spans of ``frames`` (each span held back in turn, so
         neighbouring frames never sit on both sides), the simplest within one standard error of the
         best (:func:`_one_standard_error`); then the map is refitted on all ``frames``.
         Returns per output the choice and its held-back error as a share of the held-back variance
-        of what it learns (1: no better than a constant)."""
+        of what it learns (1: no better than a constant), for the map and (``own_*``) the presenter map."""
         frames = np.sort(np.asarray(frames, np.int64))
         targets = np.asarray(targets, np.float64)
         learnt = targets if prior is None else targets - np.asarray(prior, np.float64)
         raw = self.inputs(np.asarray(windows), np.asarray(scores))[frames].astype(np.float64)
         mean, std = raw.mean(0), raw.std(0) + 1e-6
         x = (raw - mean) / std
-        y = learnt[frames]
+        weight, bias, report, held = self._fit_map(x, learnt[frames])
+        own_weight, own_bias, own_report, own_held = self._fit_map(x, targets[frames])
+        # the presenter map takes an output only where it learnt something (not a constant) and beat, on the
+        # held-back frames, what another voice gets
+        other = held if prior is None else np.asarray(prior, np.float64)[frames] + RESIDUAL_GAIN * held
+        learnt_any = np.array([not c.startswith("none") for c in own_report["choice"]])
+        own_use = learnt_any & (((own_held - targets[frames]) ** 2).mean(0) < ((other - targets[frames]) ** 2).mean(0))
+        for name, value in (("in_mean", mean), ("in_std", std), ("in_min", raw.min(0)), ("in_max", raw.max(0)),
+                            ("weight", weight), ("bias", bias), ("own_weight", own_weight), ("own_bias", own_bias),
+                            ("own_use", own_use)):
+            getattr(self, name).copy_(torch.from_numpy(value))
+        self.has_own.fill_(bool(own_use.any()))
+        own_report["used"] = own_use.tolist()
+        closed = np.asarray(closed_frames, np.int64)
+        self.closed.copy_(torch.from_numpy(targets[closed].mean(0) if len(closed) else targets[frames].mean(0)))
+        return {**report, **{f"own_{k}": v for k, v in own_report.items()}}
+
+    def _fit_map(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict, np.ndarray]:
+        """(weight (I, out_dim), bias, report, held-back predictions (N, out_dim)) of the map from
+        standardised inputs ``x`` (N, I) of time-ordered frames to ``y`` (N, out_dim), inputs and
+        strength chosen per output (:meth:`fit`); each frame's held-back prediction is the chosen
+        map's fitted without the frame's span."""
         n_audio = 3 * self.feature_dim
         cols = {"audio": np.arange(n_audio), "rule": np.arange(n_audio, x.shape[1]),
                 "audio+rule": np.arange(x.shape[1]), "none": np.arange(0)}
-        folds = np.array_split(np.arange(len(frames)), FOLDS)  # contiguous spans of the capture
+        folds = np.array_split(np.arange(len(x)), FOLDS)  # contiguous spans of the capture
         tried = []  # (complexity, name, strength, per-fold errors (FOLDS, out_dim))
         for name in INPUTS:
             c = cols[name]
             for lam in (RIDGE if len(c) else RIDGE[:1]):
                 err = np.zeros((len(folds), self.out_dim))
                 for k, held in enumerate(folds):
-                    keep = np.setdiff1d(np.arange(len(frames)), held)
+                    keep = np.setdiff1d(np.arange(len(x)), held)
                     w, b = _ridge(x[keep][:, c], y[keep], lam)
                     err[k] = ((x[held][:, c] @ w + b - y[held]) ** 2).mean(0) / (y[held].var(0) + 1e-12)
                 tried.append(((len(c), -lam), name, lam, err))
         best = [_one_standard_error(tried, j) for j in range(self.out_dim)]
         weight, bias = np.zeros((x.shape[1], self.out_dim)), np.zeros(self.out_dim)
+        held_back = np.zeros_like(y)
         for j, (_, name, lam) in enumerate(best):
             c = cols[name]
             w, b = _ridge(x[:, c], y[:, j:j + 1], lam)
             weight[c, j], bias[j] = w[:, 0], b[0]
-        self.in_mean.copy_(torch.from_numpy(mean))
-        self.in_std.copy_(torch.from_numpy(std))
-        self.in_min.copy_(torch.from_numpy(raw.min(0)))
-        self.in_max.copy_(torch.from_numpy(raw.max(0)))
-        self.weight.copy_(torch.from_numpy(weight))
-        self.bias.copy_(torch.from_numpy(bias))
-        closed = np.asarray(closed_frames, np.int64)
-        self.closed.copy_(torch.from_numpy(targets[closed].mean(0) if len(closed) else targets[frames].mean(0)))
-        return {"choice": [f"{name} (strength {lam:g})" for _, name, lam in best],
-                "held_back_error": [round(e, 3) for e, _, _ in best]}
+            for held in folds:
+                keep = np.setdiff1d(np.arange(len(x)), held)
+                w, b = _ridge(x[keep][:, c], y[keep, j:j + 1], lam)
+                held_back[held, j] = x[held][:, c] @ w[:, 0] + b[0]
+        return weight, bias, {"choice": [f"{name} (strength {lam:g})" for _, name, lam in best],
+                              "held_back_error": [round(e, 3) for e, _, _ in best]}, held_back

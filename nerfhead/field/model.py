@@ -92,8 +92,9 @@ class TalkingHeadModel(nn.Module):
         model = cls(from_dict(ModelConfig, config), ModelMeta(**payload["model_meta"]))
         state = dict(payload["model"])
         for key, value in model.state_dict().items():
-            if key.startswith("lip_predictor.prior_"):
-                state.setdefault(key, value)  # written before the prior: the opening alone, mean lip shape
+            if key.startswith(("lip_predictor.prior_", "lip_predictor.own_", "lip_predictor.has_own")):
+                # written before the prior (the opening alone, mean lip shape) or the presenter map (none)
+                state.setdefault(key, value)
         model.load_state_dict(state)
         return model
 
@@ -111,15 +112,18 @@ class TalkingHeadModel(nn.Module):
     def checkpoint_fields(self) -> dict:
         return {"model": self.state_dict(), "model_config": asdict(self.cfg), "model_meta": self.meta.as_dict()}
 
-    def mouth_input(self, windows: torch.Tensor, scores: np.ndarray) -> torch.Tensor | None:
+    def mouth_input(self, windows: torch.Tensor, scores: np.ndarray, own_voice: bool = False) -> torch.Tensor | None:
         """(n, mouth_dim) the field's mouth input for ``n`` consecutive video frames of a clip, from
         their audio feature ``windows`` (n, window, D) and articulation ``scores`` (n,)
         (:mod:`nerfhead.audio.articulation`); None for a model without the mouth input.
 
-        The rule's opening (:meth:`rule_mouth`) plus :data:`~nerfhead.field.lips.RESIDUAL_GAIN` times
-        the fitted predictor's correction (:class:`~nerfhead.field.lips.LipPredictor`); the rule's
-        opening alone without a predictor. Checkpoints from before the prior: the predictor's code,
-        moved to the capture's closed-lips code where the rule closes the lips."""
+        ``own_voice`` (the clip is the presenter speaking): the presenter map's input
+        (:class:`~nerfhead.field.lips.LipPredictor`, ``predict(own=True)``) for the numbers where it
+        beat the other-voice input on the capture's held-back frames (``own_use``). Otherwise the
+        rule's opening (:meth:`rule_mouth`) plus
+        :data:`~nerfhead.field.lips.RESIDUAL_GAIN` times the fitted predictor's correction; the
+        rule's opening alone without a predictor. Checkpoints from before the prior: the predictor's
+        code, moved to the capture's closed-lips code where the rule closes the lips."""
         if self.mouth_track is None:
             return None
         rule = self.rule_mouth(scores)
@@ -127,9 +131,19 @@ class TalkingHeadModel(nn.Module):
             return rule
         out = self.lip_predictor.predict(windows, scores)
         if self.cfg.mouth_prior == "rule":
-            return rule + RESIDUAL_GAIN * out
-        shut = torch.from_numpy(np.asarray(scores) <= 0.0).to(out.device)
-        return torch.where(shut[:, None], self.lip_predictor.closed.expand_as(out), out)
+            other = rule + RESIDUAL_GAIN * out
+        else:
+            shut = torch.from_numpy(np.asarray(scores) <= 0.0).to(out.device)
+            other = torch.where(shut[:, None], self.lip_predictor.closed.expand_as(out), out)
+        if not (own_voice and self.has_presenter_map):
+            return other
+        own = self.lip_predictor.predict(windows, scores, own=True)
+        return torch.where(self.lip_predictor.own_use, own, other)
+
+    @property
+    def has_presenter_map(self) -> bool:
+        """Whether the model has the presenter map for its own voice (checkpoints since issue 17's fourth take)."""
+        return self.lip_predictor is not None and bool(self.lip_predictor.has_own)
 
     def rule_mouth(self, scores: np.ndarray) -> torch.Tensor:
         """(n, mouth_dim) the mouth input the articulation rule alone asks for: its opening mapped

@@ -49,6 +49,7 @@ class RenderOptions:
     crf: int = 18  # H.264 quality (lower = better, bigger)
     chunk_frames: int = CHUNK_FRAMES  # frames whose audio codes are computed together
     closed_code: bool = True  # the capture's closed-lips code where the articulation track closes the lips
+    own_voice: bool = False  # the audio is the presenter's own voice: the mouth from the presenter map (nerfhead.field.lips)
     composite: str = "full"  # full: every pixel from the fields; portrait: the capture's frames, lower face rendered
     # (the command line's default is default_composite(): portrait, except where only full mode can render)
 
@@ -188,7 +189,7 @@ class AvatarRenderer:
             size = (max(8, round(self.width * opts.scale)), max(8, round(self.height * opts.scale)))
             k = k.scaled(size[0] / self.width)
             plate = cv2.resize(self.plate, size, interpolation=cv2.INTER_AREA)
-        audio = DrivingAudio.of(feats)
+        audio = DrivingAudio.of(feats, own_voice=opts.own_voice)
         for rgb in render_frames(self.avatar, audio, range(first, first + n), poses, eye, plate,
                                  backdrop=None if torso else (lambda f: plate), intrinsics=k,
                                  closed_code=opts.closed_code, chunk_frames=opts.chunk_frames):
@@ -206,7 +207,7 @@ class AvatarRenderer:
         idx = capture_frames(self.ident, n, opts.pose_start)
         tracks = self.ident.tracks()
         eye = np.nan_to_num(tracks["blink"][idx]).clip(0, 1).astype(np.float32)
-        yield from render_portrait_frames(self.avatar, DrivingAudio.of(feats), range(first, first + n),
+        yield from render_portrait_frames(self.avatar, DrivingAudio.of(feats, own_voice=opts.own_voice), range(first, first + n),
                                           PoseTrack.of_capture(tracks, idx), eye,
                                           lambda j: read_rgb(self.ident.frame_path(int(idx[j]))),
                                           tracks["landmarks"][idx].astype(np.float32), closed_code=opts.closed_code,
@@ -225,6 +226,9 @@ class AvatarRenderer:
             raise InputError(f"--start {opts.start:g} s is past the end of the audio ({feats.duration:.2f} s)")
         n = total - first if opts.duration is None else min(total - first, max(1, int(round(opts.duration * FPS))))
         size = self._output_size(opts.height)
+        if opts.own_voice and not self.model.has_presenter_map:
+            log.warning("this avatar was trained before the presenter map: --own-voice drives the mouth by the rule "
+                        "as for any voice (train it again to have the map)")
         clock = AudioClock(audio_file, first / FPS)
         t0 = time.perf_counter()
         with VideoWriter(out, FPS, size, audio_rate=AUDIO_RATE, crf=opts.crf) as writer, \

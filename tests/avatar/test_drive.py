@@ -21,3 +21,14 @@ def test_driving_audio_at_30_fps_agrees_with_25_fps_at_shared_instants(sample_ca
     # between them the tracks move smoothly: no frame repeats the one before it where speech moves
     changing = np.abs(np.diff(at25.articulation)) > 1e-3
     assert (np.abs(np.diff(at30.articulation)) > 0).mean() >= 0.9 * changing.mean()
+
+
+def test_only_the_capture_audio_is_the_presenter_own_voice(sample_identity):
+    """The capture's audio is marked as the presenter's own voice (and stays so shuffled); any other
+    clip is another voice unless the caller says otherwise (``render --own-voice``)."""
+    from nerfhead.avatar.drive import capture_audio
+
+    feats, audio = capture_audio(sample_identity)
+    assert audio.own_voice and audio.permuted(list(range(10, 40))).own_voice
+    assert not DrivingAudio.of(feats).own_voice and DrivingAudio.of(feats, own_voice=True).own_voice
+    assert DrivingAudio.of(feats, fps=30.0, own_voice=True).own_voice

@@ -111,6 +111,16 @@ def test_render_a_script(trained_sample, tmp_path):
     assert all(v.name in res.output for v in piper_voices()) and not (tmp_path / "k.mp4").exists()
 
 
+def test_own_voice_renders_the_presenter_map(trained_sample, sample_capture, tmp_path):
+    """``--own-voice``: the same audio, the mouth from the presenter map where the avatar has one
+    (the rule's otherwise, with a warning): a video either way, of the same length."""
+    root = trained_sample.root.parent
+    res = _cli("render", trained_sample.name, "--audio", sample_capture, "--duration", "1", "--own-voice",
+               "-o", tmp_path / "own.mp4", "--root", root)
+    assert res.exit_code == 0, res.output
+    assert probe_video(tmp_path / "own.mp4").frames_in_header == 25
+
+
 def test_bad_input_is_one_line_and_exit_2(trained_sample, sample_identity, tmp_path):
     root = trained_sample.root.parent
     name = trained_sample.name
@@ -123,6 +133,7 @@ def test_bad_input_is_one_line_and_exit_2(trained_sample, sample_identity, tmp_p
         "no input": (["render", name, "-o", tmp_path / "x.mp4"], "--audio"),
         "unwritable": (["render", name, "--text", "Hi.", "-o", tmp_path / "no" / "dir" / "x.mp4"], "does not exist"),
         "not mp4": (["render", name, "--text", "Hi.", "-o", tmp_path / "x.avi"], ".mp4"),
+        "own voice of a script": (["render", name, "--text", "Hi.", "--own-voice", "-o", tmp_path / "x.mp4"], "--own-voice"),
     }
     for what, (args, needle) in cases.items():
         res = _cli(*args, "--root", root)
