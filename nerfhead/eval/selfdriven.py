@@ -6,9 +6,10 @@ the audio code, the mouth input from the presenter map, the capture's closed-lip
 codes; neutral frame code; torso field and plate). Two more renders of the same frames check
 that audio drives the mouth: test-frame audio shuffled among the test frames, and digital
 silence (a render of silent audio); a third (avatars with the presenter map) takes the same audio
-as another voice's (the rule's mouth input, what a script or a dub in another voice gets). The portrait row is the real test frame with only its lower
-face rendered (``--composite portrait``, SyncTalk's portrait protocol): the real pixels outside the
-lower face inflate its full-frame PSNR; compare the modes on the face box and LMD.
+as another voice's (the rule's mouth input, what a script or a dub in another voice gets). The
+portrait row is the real test frame with only its lower face rendered (``--composite portrait``,
+SyncTalk's portrait protocol): the real pixels outside the lower face inflate its full-frame PSNR;
+compare the modes on the face box and LMD.
 
 A *frame source* maps a test frame index to an RGB uint8 image. The model is one source;
 the baselines are others, measured by exactly the same code:
@@ -357,7 +358,7 @@ def run_selfdriven(ident: Identity, avatar: Avatar, data: TrainingData,
     audio_check = {"shuffled": held.score("shuffled", shuffled.__getitem__)}
     silent = renders.render(silent_audio(data.n_frames, avatar.model.extractor), "render, silent audio")
     audio_check["silent"] = held.score("silent", silent.__getitem__)
-    if avatar.model.has_presenter_map:  # the same audio taken as another voice: the rule's mouth, not the presenter map's
+    if avatar.model.has_presenter_map:  # the same audio taken as another voice (the rule's mouth input)
         other = renders.render(replace(data.audio, own_voice=False), "render, mouth as for another voice")
         audio_check["as another voice"] = held.score("as another voice", other.__getitem__)
     seconds["audio_check"] = time.perf_counter() - t0

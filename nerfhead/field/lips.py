@@ -20,7 +20,7 @@ development clip kept at least the real capture's loudness correlation and /p b 
 
 The presenter's *own voice* (a new recording of the person filmed, or the capture's own audio)
 takes the *presenter map* instead: the same inputs mapped to the tracked code itself, no rule. It
-follows the held-out mouth of the capture far better than the rule (cnn: opening correlation 0.61
+follows the held-out mouth of the capture far better than the rule (cnn: opening correlation 0.62
 against 0.40), because it learnt this speaker's timing, pauses and habits, but on other voices it
 follows their loudness and /p b m/ worse than the real presenter does (docs/EVALUATION.md, issue 17).
 
@@ -138,11 +138,10 @@ class LipPredictor(nn.Module):
         self.register_buffer("in_max", torch.full((n_in,), torch.inf))
         self.register_buffer("weight", torch.zeros(n_in, out_dim))
         self.register_buffer("bias", torch.zeros(out_dim))
-        # the presenter map (the tracked input itself, no prior); has_own 0 in checkpoints before it
+        # the presenter map (the tracked input itself, no prior) and, per output, whether it beat the
+        # rule-corrected input on held-back frames (none in checkpoints before it)
         self.register_buffer("own_weight", torch.zeros(n_in, out_dim))
         self.register_buffer("own_bias", torch.zeros(out_dim))
-        self.register_buffer("has_own", torch.tensor(False))
-        # per output: whether the presenter map beat the rule-corrected input on held-back frames
         self.register_buffer("own_use", torch.zeros(out_dim, dtype=torch.bool))
         self.register_buffer("closed", torch.zeros(out_dim))  # the capture's mean closed-lips input
         # the lip shape that goes with an opening on the capture: input = prior_base + prior_slope * opening
@@ -219,7 +218,6 @@ class LipPredictor(nn.Module):
                             ("weight", weight), ("bias", bias), ("own_weight", own_weight), ("own_bias", own_bias),
                             ("own_use", own_use)):
             getattr(self, name).copy_(torch.from_numpy(value))
-        self.has_own.fill_(bool(own_use.any()))
         own_report["used"] = own_use.tolist()
         closed = np.asarray(closed_frames, np.int64)
         self.closed.copy_(torch.from_numpy(targets[closed].mean(0) if len(closed) else targets[frames].mean(0)))
@@ -235,25 +233,26 @@ class LipPredictor(nn.Module):
                 "audio+rule": np.arange(x.shape[1]), "none": np.arange(0)}
         folds = np.array_split(np.arange(len(x)), FOLDS)  # contiguous spans of the capture
         tried = []  # (complexity, name, strength, per-fold errors (FOLDS, out_dim))
+        held_back = {}  # (name, strength) -> each frame's prediction by the map fitted without its span
         for name in INPUTS:
             c = cols[name]
             for lam in (RIDGE if len(c) else RIDGE[:1]):
                 err = np.zeros((len(folds), self.out_dim))
+                pred = np.zeros_like(y)
                 for k, held in enumerate(folds):
                     keep = np.setdiff1d(np.arange(len(x)), held)
                     w, b = _ridge(x[keep][:, c], y[keep], lam)
-                    err[k] = ((x[held][:, c] @ w + b - y[held]) ** 2).mean(0) / (y[held].var(0) + 1e-12)
+                    pred[held] = x[held][:, c] @ w + b
+                    err[k] = ((pred[held] - y[held]) ** 2).mean(0) / (y[held].var(0) + 1e-12)
                 tried.append(((len(c), -lam), name, lam, err))
+                held_back[name, lam] = pred
         best = [_one_standard_error(tried, j) for j in range(self.out_dim)]
         weight, bias = np.zeros((x.shape[1], self.out_dim)), np.zeros(self.out_dim)
-        held_back = np.zeros_like(y)
+        chosen = np.zeros_like(y)
         for j, (_, name, lam) in enumerate(best):
             c = cols[name]
             w, b = _ridge(x[:, c], y[:, j:j + 1], lam)
             weight[c, j], bias[j] = w[:, 0], b[0]
-            for held in folds:
-                keep = np.setdiff1d(np.arange(len(x)), held)
-                w, b = _ridge(x[keep][:, c], y[keep, j:j + 1], lam)
-                held_back[held, j] = x[held][:, c] @ w[:, 0] + b[0]
+            chosen[:, j] = held_back[name, lam][:, j]
         return weight, bias, {"choice": [f"{name} (strength {lam:g})" for _, name, lam in best],
-                              "held_back_error": [round(e, 3) for e, _, _ in best]}, held_back
+                              "held_back_error": [round(e, 3) for e, _, _ in best]}, chosen

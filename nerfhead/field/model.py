@@ -91,8 +91,9 @@ class TalkingHeadModel(nn.Module):
         config["torso"] = torso
         model = cls(from_dict(ModelConfig, config), ModelMeta(**payload["model_meta"]))
         state = dict(payload["model"])
+        state.pop("lip_predictor.has_own", None)  # a flag the first presenter-map checkpoints held (own_use.any())
         for key, value in model.state_dict().items():
-            if key.startswith(("lip_predictor.prior_", "lip_predictor.own_", "lip_predictor.has_own")):
+            if key.startswith(("lip_predictor.prior_", "lip_predictor.own_")):
                 # written before the prior (the opening alone, mean lip shape) or the presenter map (none)
                 state.setdefault(key, value)
         model.load_state_dict(state)
@@ -142,8 +143,9 @@ class TalkingHeadModel(nn.Module):
 
     @property
     def has_presenter_map(self) -> bool:
-        """Whether the model has the presenter map for its own voice (checkpoints since issue 17's fourth take)."""
-        return self.lip_predictor is not None and bool(self.lip_predictor.has_own)
+        """Whether the model's own voice takes the presenter map for any of its mouth numbers (never in
+        checkpoints from before it, nor where the capture taught it nothing better than the rule)."""
+        return self.lip_predictor is not None and bool(self.lip_predictor.own_use.any())
 
     def rule_mouth(self, scores: np.ndarray) -> torch.Tensor:
         """(n, mouth_dim) the mouth input the articulation rule alone asks for: its opening mapped

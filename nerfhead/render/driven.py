@@ -227,8 +227,8 @@ class AvatarRenderer:
         n = total - first if opts.duration is None else min(total - first, max(1, int(round(opts.duration * FPS))))
         size = self._output_size(opts.height)
         if opts.own_voice and not self.model.has_presenter_map:
-            log.warning("this avatar was trained before the presenter map: --own-voice drives the mouth by the rule "
-                        "as for any voice (train it again to have the map)")
+            log.warning("this avatar has no presenter map (trained before it, or its capture taught it nothing "
+                        "better than the rule): --own-voice drives the mouth as for any voice")
         clock = AudioClock(audio_file, first / FPS)
         t0 = time.perf_counter()
         with VideoWriter(out, FPS, size, audio_rate=AUDIO_RATE, crf=opts.crf) as writer, \
