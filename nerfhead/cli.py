@@ -21,6 +21,9 @@ app = typer.Typer(
 )
 
 T = TypeVar("T")
+OWN_VOICE_HELP = ("The audio is the presenter's own voice (a new recording of the person filmed): the mouth follows "
+                  "what this presenter's mouth did in the capture instead of the rule made for any voice.")
+OWN_VOICE_SCRIPT = "--own-voice is for a recording of the presenter (--audio or --audio-dir), not a script a TTS voice speaks"
 VOICE_HELP = ("A voice for --text: piper:en_US-joe-medium, espeak:de, espeak:fr+f3, or a language (en, de); "
               "`nerfhead voices` lists them.")
 
@@ -154,8 +157,7 @@ def render(
              "from the fields, the default with --pose-from (no real frame exists for a borrowed pose) and --scale."),
     own_voice: bool = typer.Option(
         False, "--own-voice",
-        help="The audio is the presenter's own voice (a new recording of the person filmed): the mouth follows what "
-             "this presenter's mouth did in the capture instead of the rule made for any voice."),
+        help=OWN_VOICE_HELP),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="A torso-stage checkpoint (default: the avatar)."),
     root: Optional[Path] = typer.Option(None, help="Identities folder."),
 ) -> None:
@@ -167,7 +169,7 @@ def render(
                          seed=seed, scale=scale, composite=composite or default_composite(pose_video, scale),
                          own_voice=own_voice)
     if own_voice and (text is not None or text_file is not None):
-        _run(_fail, "--own-voice is for a recording of the presenter (--audio or --audio-dir), not a script a TTS voice speaks")
+        _run(_fail, OWN_VOICE_SCRIPT)
     if audio_dir is not None:
         if audio is not None or text is not None or text_file is not None:
             _run(_fail, "give either --audio-dir or --audio/--text/--text-file, not both")
@@ -203,6 +205,7 @@ def dub(
     loop: bool = typer.Option(True, "--loop/--no-loop",
                               help="Audio longer than the video: replay the video forwards and backwards (default), "
                                    "or stop with an error."),
+    own_voice: bool = typer.Option(False, "--own-voice", help=OWN_VOICE_HELP),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="A checkpoint (default: the avatar)."),
     root: Optional[Path] = typer.Option(None, help="Identities folder."),
 ) -> None:
@@ -212,8 +215,10 @@ def dub(
 
     if sum(x is not None for x in (audio, text, text_file)) > 1:
         _run(_fail, "give one of --audio, --text and --text-file")
+    if own_voice and (text is not None or text_file is not None):
+        _run(_fail, OWN_VOICE_SCRIPT)
     r = _run(dub_video, identity, video, out, audio=audio, text=text, voice=voice, rate=rate,
-             opts=DubOptions(loop=loop), root=root, checkpoint=checkpoint, text_file=text_file)
+             opts=DubOptions(loop=loop, own_voice=own_voice), root=root, checkpoint=checkpoint, text_file=text_file)
     for w in r.warnings:
         console.print(f"[yellow]warning:[/] {escape(w)}", highlight=False, soft_wrap=True)
     replay = ", video replayed forwards and backwards" if r.replayed else ""

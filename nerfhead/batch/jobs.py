@@ -46,6 +46,7 @@ class BatchJob:
     composite: str | None = None
     start: float = 0.0
     duration: float | None = None
+    own_voice: bool = False  # the audio is the presenter's own voice (render --own-voice)
     output: str = ""
     row: int = 0  # 1-based number of the job in its file (the header row not counted), for messages
 
@@ -78,6 +79,15 @@ def _number(value, what: str, row: int) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         raise InputError(f"job {row}: {what} must be a number of seconds, not {value!r}") from None
+
+
+def _flag(value, what: str, row: int) -> bool:
+    text = "" if value is None else str(value).strip().lower()
+    if text in ("", "no", "false", "0"):
+        return False
+    if text in ("yes", "true", "1"):
+        return True
+    raise InputError(f"job {row}: {what} must be yes or no, not {value!r}")
 
 
 def _job(raw: dict, row: int, base: Path) -> BatchJob:
@@ -114,9 +124,12 @@ def _job(raw: dict, row: int, base: Path) -> BatchJob:
     duration = _number(d.get("duration"), "duration", row)
     if start < 0 or (duration is not None and duration <= 0):
         raise InputError(f"job {row}: start must be >= 0 and duration > 0")
+    own_voice = _flag(d.get("own_voice"), "own_voice", row)
+    if own_voice and d.get("text"):
+        raise InputError(f"job {row}: own_voice is for a recording of the presenter (audio), not a script a TTS voice speaks")
     job = BatchJob(identity=str(d["identity"]), audio=d.get("audio"), text=d.get("text"), video=d.get("video"),
                    voice=d.get("voice"), composite=d.get("composite"), start=start, duration=duration,
-                   output=str(d.get("output") or ""), row=row)
+                   own_voice=own_voice, output=str(d.get("output") or ""), row=row)
     if not job.output:
         stem = Path(job.speech).stem if job.speech else "script"
         job.output = f"{row:03d}-{job.identity}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', stem)[:60]}.mp4"

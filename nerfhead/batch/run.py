@@ -59,15 +59,15 @@ class Renderers:
 
 def execute(job: BatchJob, renderers: Renderers, out: Path, label: str = "render") -> dict:
     """Render (or dub) one job to ``out`` (written whole); a summary of what was made."""
-    from nerfhead.render.dub import dub_video
+    from nerfhead.render.dub import DubOptions, dub_video
 
     renderer = renderers.get(job.identity)
     if job.kind == "dub":
         r = dub_video(job.identity, job.video, out, audio=job.audio, text=job.text, voice=job.voice,
-                      renderer=renderer)
+                      opts=DubOptions(own_voice=job.own_voice), renderer=renderer)
         return {"kind": "dub", "frames": r.frames, "seconds": round(sum(r.seconds.values()), 2)}
     opts = RenderOptions(start=job.start, duration=job.duration,
-                         composite=job.composite or default_composite(None, 1.0))
+                         composite=job.composite or default_composite(None, 1.0), own_voice=job.own_voice)
     feats, audio_file = renderer.features(job.speech, text=job.text, voice=job.voice)
     r = renderer.render(feats, audio_file, out, opts, label=label)
     return {"kind": "render", "frames": r.frames, "seconds": round(r.seconds, 2)}

@@ -29,6 +29,8 @@ from nerfhead.render.motion import blink_track
 from nerfhead.render.poses import capture_frames, capture_poses, reference_poses
 
 log = get_logger(__name__)
+NO_PRESENTER_MAP = ("this avatar has no presenter map (trained before it, or its capture taught it nothing better "
+                    "than the rule): --own-voice drives the mouth as for any voice")
 
 AUDIO_RATE = 48000
 COMPOSITES = ("full", "portrait")
@@ -227,8 +229,7 @@ class AvatarRenderer:
         n = total - first if opts.duration is None else min(total - first, max(1, int(round(opts.duration * FPS))))
         size = self._output_size(opts.height)
         if opts.own_voice and not self.model.has_presenter_map:
-            log.warning("this avatar has no presenter map (trained before it, or its capture taught it nothing "
-                        "better than the rule): --own-voice drives the mouth as for any voice")
+            log.warning(NO_PRESENTER_MAP)
         clock = AudioClock(audio_file, first / FPS)
         t0 = time.perf_counter()
         with VideoWriter(out, FPS, size, audio_rate=AUDIO_RATE, crf=opts.crf) as writer, \

@@ -39,7 +39,7 @@ from nerfhead.errors import InputError, NoFaceError
 from nerfhead.field.rays import Intrinsics
 from nerfhead.io.video import FrameReader, VideoWriter, probe_video
 from nerfhead.log import get_logger, progress
-from nerfhead.render.driven import AUDIO_RATE, AvatarRenderer, AudioClock, check_output
+from nerfhead.render.driven import AUDIO_RATE, NO_PRESENTER_MAP, AvatarRenderer, AudioClock, check_output
 from nerfhead.render.motion import pingpong
 
 log = get_logger(__name__)
@@ -55,6 +55,7 @@ class DubOptions:
     loop: bool = True  # audio longer than the video: replay the video forwards and backwards
     crf: int = 18  # H.264 quality
     shape_warning: float = SHAPE_WARNING
+    own_voice: bool = False  # the audio is the presenter's own voice: the mouth from the presenter map (nerfhead.field.lips)
 
 
 @dataclass
@@ -181,13 +182,13 @@ def paste_lower_face(frame: np.ndarray, head: np.ndarray, crop: CropBox, landmar
 
 
 def dub_frames(renderer: AvatarRenderer, feats: AudioFeatures, face: VideoFace, reader: FrameReader,
-               order: np.ndarray, fps: float) -> Iterator[np.ndarray]:
+               order: np.ndarray, fps: float, own_voice: bool = False) -> Iterator[np.ndarray]:
     """The output frames for the video frames ``order``, the j-th speaking the audio at time j / fps
-    (frames whose face cannot be dubbed pass through)."""
+    (frames whose face cannot be dubbed pass through; ``own_voice``: the presenter is speaking)."""
     avatar = renderer.avatar
     c2w = face.poses.camera_to_head.astype(np.float32)
     dubbed = face.found & face.inside
-    audio = DrivingAudio.of(feats, len(order), fps)
+    audio = DrivingAudio.of(feats, len(order), fps, own_voice=own_voice)
     for j, cond in conditioned_frames(avatar, audio, np.arange(len(order)), face.blink[order]):
         i = int(order[j])
         frame = reader[i]
@@ -241,6 +242,8 @@ def dub_video(name: str, video: str | Path, out: str | Path, audio: str | Path |
     if outside:
         warnings.append(f"the lower face leaves the identity's crop in {outside} of {n_out} output frames "
                         "(the presenter moved far from the take's usual place): copied unchanged")
+    if opts.own_voice and not renderer.model.has_presenter_map:
+        warnings.append(NO_PRESENTER_MAP)
     for w in warnings:
         log.warning(w)
     log.info("crop %dx%d at (%d, %d) of %dx%d; pose reprojection %.2f px at 512", face.crop.width,
@@ -250,7 +253,7 @@ def dub_video(name: str, video: str | Path, out: str | Path, audio: str | Path |
     size = (face.size[1], face.size[0])  # (width, height): the video's, as a player shows it
     with FrameReader(video, fps) as reader, VideoWriter(out, fps, size, audio_rate=AUDIO_RATE,
                                                          crf=opts.crf) as writer, progress("dub", total=n_out) as bar:
-        for j, frame in enumerate(dub_frames(renderer, feats, face, reader, order, fps)):
+        for j, frame in enumerate(dub_frames(renderer, feats, face, reader, order, fps, opts.own_voice)):
             writer.write(frame, clock.next_frame())
             bar.advance()
             if (j + 1) % 5 == 0:

@@ -104,6 +104,8 @@ def test_job_lists_are_checked_line_by_line(tmp_path, job_files):
     assert dub.kind == "dub" and dub.speech is None
     script = jobs("s.csv", 'identity,text\nanna,"First line.\nSecond line."\n')[0]
     assert script.text == "First line.\nSecond line."
+    own = jobs("o.csv", "identity,audio,own_voice\nanna,a.wav,yes\nanna,a.wav,\n")
+    assert [j.own_voice for j in own] == [True, False]
     for text, message in [
         ("identity,sound\nanna,a.wav\n", "unknown column 'sound'"),
         ("identity,audio\nanna,missing.wav\n", "job 1: audio file not found"),
@@ -114,6 +116,8 @@ def test_job_lists_are_checked_line_by_line(tmp_path, job_files):
         ("identity,audio,duration\nanna,a.wav,soon\n", "duration must be a number"),
         ("audio\na.wav\n", "first row must be a header"),
         ("identity,video,audio,duration\nanna,a.wav,a.wav,2\n", "job 1: a dub (video with audio or text) takes the whole take"),
+        ("identity,audio,own_voice\nanna,a.wav,maybe\n", "job 1: own_voice must be yes or no"),
+        ("identity,text,own_voice\nanna,Hi,yes\n", "job 1: own_voice is for a recording of the presenter"),
     ]:
         with pytest.raises(InputError, match=re.escape(message)):
             jobs("bad.csv", text)

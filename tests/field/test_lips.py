@@ -176,3 +176,28 @@ def test_checkpoints_before_the_presenter_map_take_the_rule(sample_identity, tra
     old = TalkingHeadModel.from_checkpoint(payload)
     assert not old.has_presenter_map
     assert np.allclose(clip_mouth(old, audio).numpy(), clip_mouth(model, replace(audio, own_voice=False)).numpy(), atol=1e-6)
+
+
+def test_presenter_map_is_widened_about_its_mean(sample_identity, tracks):
+    """The presenter map's output is widened about its mean by OWN_GAIN where it learnt something (a
+    regularised map and the field both narrow the opening); a checkpoint written before the factor
+    renders the map as fitted."""
+    from nerfhead.field.lips import OWN_GAIN
+    from nerfhead.field.model import TalkingHeadModel
+
+    model, audio, opening, split = _sample_model(sample_identity, tracks, "whisper")
+    lp = model.lip_predictor
+    gain = lp.own_gain.numpy()
+    print("presenter map widened x", gain)
+    assert np.isin(gain, [1.0, OWN_GAIN]).all() and (gain[lp.own_use.numpy()] == OWN_GAIN).all()
+    widened = lp.predict(audio.windows, audio.articulation, own=True).numpy()
+    payload = model.checkpoint_fields()
+    payload["model"] = {k: v for k, v in payload["model"].items() if k != "lip_predictor.own_gain"}
+    old = TalkingHeadModel.from_checkpoint(payload).lip_predictor
+    assert (old.own_gain.numpy() == 1.0).all()
+    fitted = old.predict(audio.windows, audio.articulation, own=True).numpy()
+    bias = lp.own_bias.numpy()
+    assert np.allclose(widened - bias, gain * (fitted - bias), atol=1e-5)
+    test = np.asarray([f for f in split["test"] if np.isfinite(opening[f])])
+    print(f"held-out opening spread: real {opening[test].std():.3f}, widened {widened[test, 0].std():.3f}, "
+          f"as fitted {fitted[test, 0].std():.3f}")

@@ -171,14 +171,15 @@ def _unwritable_dir(tmp_path):
 
 
 @pytest.mark.parametrize("case", ["no face", "audio missing", "audio corrupt", "output not writable", "image",
-                                  "text file as video"])
+                                  "text file as video", "own voice of a script"])
 def test_bad_input_to_dub_is_one_line(case, trained_sample, sample_capture, tmp_path):
     name, root = trained_sample.name, trained_sample.root.parent
     audio = _wav(tmp_path / "ok.wav", 1.0)
     video = _clip(sample_capture, tmp_path / "take.mp4", 1.0)
     out = tmp_path / "out.mp4"
     expect = {"no face": "no face found", "audio missing": "audio file not found", "audio corrupt": "audio",
-              "output not writable": "cannot write", "image": "still image", "text file as video": "cannot read"}[case]
+              "output not writable": "cannot write", "image": "still image", "text file as video": "cannot read",
+              "own voice of a script": "--own-voice"}[case]
     if case == "no face":
         video = write_video(tmp_path / "noface.mp4", (np.full((240, 320, 3), 90, np.uint8) for _ in range(25)),
                             np.zeros(16000, np.float32), fps=25, audio_rate=16000)
@@ -196,7 +197,8 @@ def test_bad_input_to_dub_is_one_line(case, trained_sample, sample_capture, tmp_
     elif case == "text file as video":
         video = tmp_path / "notes.mp4"
         video.write_text("not a video\n")
-    res = _cli("dub", name, video, "--audio", audio, "-o", out, "--root", root)
+    speech = ["--text", "Hi.", "--own-voice"] if case == "own voice of a script" else ["--audio", audio]
+    res = _cli("dub", name, video, *speech, "-o", out, "--root", root)
     assert res.exit_code == 2, res.output
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and expect in lines[0].lower() and "Traceback" not in res.output, res.output
