@@ -23,7 +23,6 @@ app = typer.Typer(
 T = TypeVar("T")
 OWN_VOICE_HELP = ("The audio is the presenter's own voice (a new recording of the person filmed): the mouth follows "
                   "what this presenter's mouth did in the capture instead of the rule made for any voice.")
-OWN_VOICE_SCRIPT = "--own-voice is for a recording of the presenter (--audio or --audio-dir), not a script a TTS voice speaks"
 VOICE_HELP = ("A voice for --text: piper:en_US-joe-medium, espeak:de, espeak:fr+f3, or a language (en, de); "
               "`nerfhead voices` lists them.")
 
@@ -70,6 +69,12 @@ def _run(fn: Callable[..., T], *args, **kwargs) -> T:
 @app.callback()
 def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
     setup_logging(verbose)
+
+
+def _refuse_own_voice_of_a_script(own_voice: bool, text: str | None, text_file: Path | None) -> None:
+    if own_voice and (text is not None or text_file is not None):
+        _run(_fail, "--own-voice is for a recording of the presenter (--audio or --audio-dir), not a script a TTS "
+                    "voice speaks")
 
 
 @app.command()
@@ -168,8 +173,7 @@ def render(
     opts = RenderOptions(start=start, duration=duration, pose_start=pose_start, pose_from=pose_video, height=height,
                          seed=seed, scale=scale, composite=composite or default_composite(pose_video, scale),
                          own_voice=own_voice)
-    if own_voice and (text is not None or text_file is not None):
-        _run(_fail, OWN_VOICE_SCRIPT)
+    _refuse_own_voice_of_a_script(own_voice, text, text_file)
     if audio_dir is not None:
         if audio is not None or text is not None or text_file is not None:
             _run(_fail, "give either --audio-dir or --audio/--text/--text-file, not both")
@@ -215,8 +219,7 @@ def dub(
 
     if sum(x is not None for x in (audio, text, text_file)) > 1:
         _run(_fail, "give one of --audio, --text and --text-file")
-    if own_voice and (text is not None or text_file is not None):
-        _run(_fail, OWN_VOICE_SCRIPT)
+    _refuse_own_voice_of_a_script(own_voice, text, text_file)
     r = _run(dub_video, identity, video, out, audio=audio, text=text, voice=voice, rate=rate,
              opts=DubOptions(loop=loop, own_voice=own_voice), root=root, checkpoint=checkpoint, text_file=text_file)
     for w in r.warnings:

@@ -192,11 +192,11 @@ class LipPredictor(nn.Module):
         if len(win) == 0:
             return torch.zeros(0, self.out_dim, device=self.weight.device)
         weight, bias = (self.own_weight, self.own_bias) if own else (self.weight, self.bias)
-        out = self.standardised(self.inputs(win, scores)) @ weight.cpu().numpy() + bias.cpu().numpy()
+        b = bias.cpu().numpy()
+        out = self.standardised(self.inputs(win, scores)) @ weight.cpu().numpy() + b
         if PREDICT_SMOOTH > 0 and len(out) > 1:
             out = gaussian_filter1d(out, PREDICT_SMOOTH, axis=0, mode="nearest")
         if own:
-            b = bias.cpu().numpy()
             out = b + self.own_gain.cpu().numpy() * (out - b)
         return torch.from_numpy(out.astype(np.float32)).to(self.weight.device)
 

@@ -101,9 +101,8 @@ def fit_lip_predictor(model: TalkingHeadModel, data: TrainingData) -> None:
                               frames, data.closed_frames())
     log.info("audio -> mouth map fitted in %.1f s; per output (opening, lip shape 1..): %s; held-back error "
              "(share of the variance it learns) %s", time.monotonic() - t0, ", ".join(fit["choice"]), fit["held_back_error"])
-    if "own_choice" in fit:
-        log.info("presenter map (the own voice): %s; held-back error %s; used %s; widened x %s",
-                 ", ".join(fit["own_choice"]), fit["own_held_back_error"], fit["own_used"], fit["own_gain"])
+    log.info("presenter map (the own voice): %s; held-back error %s; used %s; widened x %s",
+             ", ".join(fit["own_choice"]), fit["own_held_back_error"], fit["own_used"], fit["own_gain"])
 
 
 
