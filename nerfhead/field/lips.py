@@ -24,7 +24,9 @@ follows the held-out mouth of the capture far better than the rule (cnn: opening
 against 0.40), because it learnt this speaker's timing, pauses and habits, but on other voices it
 follows their loudness and /p b m/ worse than the real presenter does (docs/EVALUATION.md, issue 17).
 Its output is widened about its mean by :data:`OWN_GAIN` (fitted maps and the field both narrow the
-opening).
+opening), within the range the tracked input had on the training frames. For each output where it
+did better on held-back frames, its linear map is averaged with small nonlinear networks
+(:mod:`nerfhead.field.presenter_net`).
 
 Both maps: for each output, the inputs and the regularisation strength are chosen on held-back
 frames of the capture (the simplest choice within one standard error of the best).
@@ -37,6 +39,7 @@ import torch
 from scipy.ndimage import gaussian_filter1d
 from torch import nn
 
+from nerfhead.field import presenter_net
 from nerfhead.log import get_logger
 
 log = get_logger(__name__)
@@ -53,6 +56,7 @@ RESIDUAL_GAIN = 0.5  # share of the fitted correction a render adds to the rule'
 # the field renders a narrower opening still than it is fed: widened 2x, the cnn avatar's held-out rendered
 # opening followed the real one with correlation 0.63 instead of 0.47, LMD 1.54 px instead of 1.67.
 OWN_GAIN = 2.0
+NET_SHARE = 0.5  # the networks' share of the presenter map where they join the linear map (issue 17)
 
 
 def canonical_lips(landmarks: np.ndarray, rigid_ids: np.ndarray, lip_ids: np.ndarray) -> np.ndarray:
@@ -118,6 +122,11 @@ def _ridge(x: np.ndarray, y: np.ndarray, lam: float) -> tuple[np.ndarray, np.nda
     return w, ym - x.mean(0) @ w
 
 
+def _spans(n: int) -> list[np.ndarray]:
+    """The :data:`FOLDS` contiguous spans of ``n`` time-ordered frames that are held back in turn."""
+    return np.array_split(np.arange(n), FOLDS)
+
+
 def _one_standard_error(tried: list, j: int) -> tuple[float, str, float]:
     """(held-back error, input set, strength) for output ``j``: the simplest of the ``tried`` maps
     (fewest inputs, then strongest regularisation) whose mean held-back error is within one standard
@@ -154,6 +163,18 @@ class LipPredictor(nn.Module):
         # per output, how much the presenter map's output is widened about its mean (OWN_GAIN; 1, as fitted, in
         # checkpoints before it)
         self.register_buffer("own_gain", torch.ones(out_dim))
+        # the presenter map's networks (PER_SPAN per held-back span, averaged) and, per output, whether they join
+        # its linear map (never in checkpoints before them)
+        k, h = FOLDS * presenter_net.PER_SPAN, presenter_net.HIDDEN
+        self.register_buffer("own_net_w1", torch.zeros(k, n_in, h))
+        self.register_buffer("own_net_b1", torch.zeros(k, h))
+        self.register_buffer("own_net_w2", torch.zeros(k, h, out_dim))
+        self.register_buffer("own_net_b2", torch.zeros(k, out_dim))
+        self.register_buffer("own_net", torch.zeros(out_dim, dtype=torch.bool))
+        # the range of the tracked input on the training frames: the widened presenter map stays inside it
+        # (unbounded in checkpoints before it)
+        self.register_buffer("own_lo", torch.full((out_dim,), -torch.inf))
+        self.register_buffer("own_hi", torch.full((out_dim,), torch.inf))
         self.register_buffer("closed", torch.zeros(out_dim))  # the capture's mean closed-lips input
         # the lip shape that goes with an opening on the capture: input = prior_base + prior_slope * opening
         self.register_buffer("prior_base", torch.zeros(out_dim))
@@ -193,11 +214,17 @@ class LipPredictor(nn.Module):
             return torch.zeros(0, self.out_dim, device=self.weight.device)
         weight, bias = (self.own_weight, self.own_bias) if own else (self.weight, self.bias)
         b = bias.cpu().numpy()
-        out = self.standardised(self.inputs(win, scores)) @ weight.cpu().numpy() + b
+        x = self.standardised(self.inputs(win, scores))
+        out = x @ weight.cpu().numpy() + b
+        if own and self.own_net.any():
+            net = self.own_net.cpu().numpy()
+            nets = presenter_net.predict(x, self.own_net_w1, self.own_net_b1, self.own_net_w2, self.own_net_b2)
+            out[:, net] = (1 - NET_SHARE) * out[:, net] + NET_SHARE * nets[:, net]
         if PREDICT_SMOOTH > 0 and len(out) > 1:
             out = gaussian_filter1d(out, PREDICT_SMOOTH, axis=0, mode="nearest")
         if own:
             out = b + self.own_gain.cpu().numpy() * (out - b)
+            out = np.clip(out, self.own_lo.cpu().numpy(), self.own_hi.cpu().numpy())
         return torch.from_numpy(out.astype(np.float32)).to(self.weight.device)
 
     def fit(self, windows: np.ndarray, scores: np.ndarray, targets: np.ndarray, frames, closed_frames,
@@ -212,7 +239,9 @@ class LipPredictor(nn.Module):
         For each output, the input set (:data:`INPUTS`) and strength (:data:`RIDGE`) are chosen by
         cross-validation over ``FOLDS`` contiguous spans of ``frames`` (each span held back in turn, so
         neighbouring frames never sit on both sides), the simplest within one standard error of the
-        best (:func:`_one_standard_error`); then the map is refitted on all ``frames``.
+        best (:func:`_one_standard_error`); then the map is refitted on all ``frames``. The presenter
+        map's linear map is then averaged with its networks (:mod:`~nerfhead.field.presenter_net`,
+        :data:`NET_SHARE`) for each output where that lowered the error on the same held-back spans.
         Returns per output the choice and its held-back error as a share of the held-back variance
         of what it learns (1: no better than a constant), for the map and (``own_*``) the presenter map."""
         frames = np.sort(np.asarray(frames, np.int64))
@@ -223,16 +252,29 @@ class LipPredictor(nn.Module):
         x = (raw - mean) / std
         weight, bias, report, held = self._fit_map(x, learnt[frames])
         own_weight, own_bias, own_report, own_held = self._fit_map(x, targets[frames])
+        # the presenter map averages the linear map and the networks for the outputs where that did better held back
+        folds = _spans(len(x))
+        nets = presenter_net.fit_span_nets(x, targets[frames], folds)
+        both = (1 - NET_SHARE) * own_held + NET_SHARE * nets["held"]
+        both_error = presenter_net.span_errors(both, targets[frames], folds).mean(0)
+        own_net = both_error < presenter_net.span_errors(own_held, targets[frames], folds).mean(0)
+        own_held[:, own_net] = both[:, own_net]
+        for j in np.flatnonzero(own_net):
+            own_report["choice"][j] += " with the networks"
+            own_report["held_back_error"][j] = round(float(both_error[j]), 3)
         # the presenter map takes an output only where it learnt something (not a constant) and beat, on the
         # held-back frames, what another voice gets
         other = held if prior is None else np.asarray(prior, np.float64)[frames] + RESIDUAL_GAIN * held
-        learnt_any = np.array([not c.startswith("none") for c in own_report["choice"]])
+        learnt_any = np.array([not c.startswith("none") for c in own_report["choice"]]) | own_net
         own_use = learnt_any & (((own_held - targets[frames]) ** 2).mean(0) < ((other - targets[frames]) ** 2).mean(0))
         own_gain = np.where(learnt_any, OWN_GAIN, 1.0)
         for name, value in (("in_mean", mean), ("in_std", std), ("in_min", raw.min(0)), ("in_max", raw.max(0)),
                             ("weight", weight), ("bias", bias), ("own_weight", own_weight), ("own_bias", own_bias),
-                            ("own_use", own_use), ("own_gain", own_gain)):
-            getattr(self, name).copy_(torch.from_numpy(value))
+                            ("own_use", own_use), ("own_gain", own_gain), ("own_net", own_net),
+                            ("own_net_w1", nets["w1"]), ("own_net_b1", nets["b1"]), ("own_net_w2", nets["w2"]),
+                            ("own_net_b2", nets["b2"]), ("own_lo", targets[frames].min(0)),
+                            ("own_hi", targets[frames].max(0))):
+            getattr(self, name).copy_(torch.from_numpy(np.asarray(value)))
         own_report["used"] = own_use.tolist()
         own_report["gain"] = [round(float(g), 2) for g in own_gain]
         closed = np.asarray(closed_frames, np.int64)
@@ -247,20 +289,18 @@ class LipPredictor(nn.Module):
         n_audio = 3 * self.feature_dim
         cols = {"audio": np.arange(n_audio), "rule": np.arange(n_audio, x.shape[1]),
                 "audio+rule": np.arange(x.shape[1]), "none": np.arange(0)}
-        folds = np.array_split(np.arange(len(x)), FOLDS)  # contiguous spans of the capture
+        folds = _spans(len(x))
         tried = []  # (complexity, name, strength, per-fold errors (FOLDS, out_dim))
         held_back = {}  # (name, strength) -> each frame's prediction by the map fitted without its span
         for name in INPUTS:
             c = cols[name]
             for lam in (RIDGE if len(c) else RIDGE[:1]):
-                err = np.zeros((len(folds), self.out_dim))
                 pred = np.zeros_like(y)
-                for k, held in enumerate(folds):
+                for held in folds:
                     keep = np.setdiff1d(np.arange(len(x)), held)
                     w, b = _ridge(x[keep][:, c], y[keep], lam)
                     pred[held] = x[held][:, c] @ w + b
-                    err[k] = ((pred[held] - y[held]) ** 2).mean(0) / (y[held].var(0) + 1e-12)
-                tried.append(((len(c), -lam), name, lam, err))
+                tried.append(((len(c), -lam), name, lam, presenter_net.span_errors(pred, y, folds)))
                 held_back[name, lam] = pred
         best = [_one_standard_error(tried, j) for j in range(self.out_dim)]
         weight, bias = np.zeros((x.shape[1], self.out_dim)), np.zeros(self.out_dim)

@@ -180,8 +180,8 @@ def test_checkpoints_before_the_presenter_map_take_the_rule(sample_identity, tra
 
 def test_presenter_map_is_widened_about_its_mean(sample_identity, tracks):
     """The presenter map's output is widened about its mean by OWN_GAIN where it learnt something (a
-    regularised map and the field both narrow the opening); a checkpoint written before the factor
-    renders the map as fitted."""
+    regularised map and the field both narrow the opening), within the range the tracked input had on
+    the training frames; a checkpoint written before the factor renders the map as fitted."""
     from nerfhead.field.lips import OWN_GAIN
     from nerfhead.field.model import TalkingHeadModel
 
@@ -196,8 +196,41 @@ def test_presenter_map_is_widened_about_its_mean(sample_identity, tracks):
     old = TalkingHeadModel.from_checkpoint(payload).lip_predictor
     assert (old.own_gain.numpy() == 1.0).all()
     fitted = old.predict(audio.windows, audio.articulation, own=True).numpy()
-    bias = lp.own_bias.numpy()
-    assert np.allclose(widened - bias, gain * (fitted - bias), atol=1e-5)
+    bias, lo, hi = lp.own_bias.numpy(), lp.own_lo.numpy(), lp.own_hi.numpy()
+    assert np.allclose(widened, np.clip(bias + gain * (fitted - bias), lo, hi), atol=1e-5)
     test = np.asarray([f for f in split["test"] if np.isfinite(opening[f])])
     print(f"held-out opening spread: real {opening[test].std():.3f}, widened {widened[test, 0].std():.3f}, "
           f"as fitted {fitted[test, 0].std():.3f}")
+
+
+def test_presenter_map_joins_the_networks_where_they_helped(sample_identity, tracks):
+    """Where averaging the presenter's linear map with its networks lowered the held-back error, the
+    own voice's input is that average (NET_SHARE of the networks), smoothed and widened as the linear
+    map is; a checkpoint written before the networks predicts the linear map alone."""
+    from scipy.ndimage import gaussian_filter1d
+
+    from nerfhead.field import presenter_net
+    from nerfhead.field.lips import NET_SHARE, PREDICT_SMOOTH
+    from nerfhead.field.model import TalkingHeadModel
+
+    model, audio, _, _ = _sample_model(sample_identity, tracks, "whisper")
+    lp = model.lip_predictor
+    net = lp.own_net.numpy()
+    print("networks joined for outputs", net)
+    payload = model.checkpoint_fields()
+    payload["model"] = {k: v for k, v in payload["model"].items()
+                        if not k.startswith(tuple(f"lip_predictor.own_{n}" for n in ("net", "lo", "hi")))}
+    old = TalkingHeadModel.from_checkpoint(payload).lip_predictor
+    assert not old.own_net.any() and np.isinf(old.own_lo.numpy()).all()
+    windows = np.asarray(audio.windows)
+    linear = old.predict(windows, audio.articulation, own=True).numpy()
+    joined = lp.predict(windows, audio.articulation, own=True).numpy()
+    nets = presenter_net.predict(lp.standardised(lp.inputs(windows, audio.articulation)), lp.own_net_w1,
+                                 lp.own_net_b1, lp.own_net_w2, lp.own_net_b2)
+    nets = gaussian_filter1d(nets, PREDICT_SMOOTH, axis=0, mode="nearest")
+    gain, bias = lp.own_gain.numpy(), lp.own_bias.numpy()
+    blended = linear + gain * NET_SHARE * (nets - (bias + (linear - bias) / gain))
+    expected = np.clip(np.where(net, blended, linear), lp.own_lo.numpy(), lp.own_hi.numpy())
+    assert np.allclose(joined, expected, atol=1e-4)
+    lo, hi = lp.own_lo.numpy(), lp.own_hi.numpy()
+    assert (joined >= lo - 1e-6).all() and (joined <= hi + 1e-6).all() and (lo < hi).all()
