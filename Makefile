@@ -26,7 +26,7 @@ demo: install
 	$(VENV)/bin/nerfhead demo
 
 test: install
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" --durations=15
 
 test-slow: install
 	$(PY) -m pytest -q -m slow

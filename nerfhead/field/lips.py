@@ -57,6 +57,9 @@ RESIDUAL_GAIN = 0.5  # share of the fitted correction a render adds to the rule'
 # opening followed the real one with correlation 0.63 instead of 0.47, LMD 1.54 px instead of 1.67.
 OWN_GAIN = 2.0
 NET_SHARE = 0.5  # the networks' share of the presenter map where they join the linear map (issue 17)
+# the presenter map's network weights (buffers of LipPredictor) and their sizes without networks
+NET_SHAPES = {"own_net_w1": lambda n_in, out: (0, n_in, 0), "own_net_b1": lambda n_in, out: (0, 0),
+              "own_net_w2": lambda n_in, out: (0, 0, out), "own_net_b2": lambda n_in, out: (0, out)}
 
 
 def canonical_lips(landmarks: np.ndarray, rigid_ids: np.ndarray, lip_ids: np.ndarray) -> np.ndarray:
@@ -127,6 +130,12 @@ def _spans(n: int) -> list[np.ndarray]:
     return np.array_split(np.arange(n), FOLDS)
 
 
+def span_errors(pred: np.ndarray, y: np.ndarray, folds: list[np.ndarray]) -> np.ndarray:
+    """(len(folds), M) the error of held-back predictions ``pred`` of targets ``y`` (N, M) on each span
+    ``folds``, as a share of the span's variance."""
+    return np.stack([((pred[f] - y[f]) ** 2).mean(0) / (y[f].var(0) + 1e-12) for f in folds])
+
+
 def _one_standard_error(tried: list, j: int) -> tuple[float, str, float]:
     """(held-back error, input set, strength) for output ``j``: the simplest of the ``tried`` maps
     (fewest inputs, then strongest regularisation) whose mean held-back error is within one standard
@@ -163,14 +172,11 @@ class LipPredictor(nn.Module):
         # per output, how much the presenter map's output is widened about its mean (OWN_GAIN; 1, as fitted, in
         # checkpoints before it)
         self.register_buffer("own_gain", torch.ones(out_dim))
-        # the presenter map's networks (PER_SPAN per held-back span, averaged) and, per output, whether they join
-        # its linear map (never in checkpoints before them)
-        k, h = FOLDS * presenter_net.PER_SPAN, presenter_net.HIDDEN
-        self.register_buffer("own_net_w1", torch.zeros(k, n_in, h))
-        self.register_buffer("own_net_b1", torch.zeros(k, h))
-        self.register_buffer("own_net_w2", torch.zeros(k, h, out_dim))
-        self.register_buffer("own_net_b2", torch.zeros(k, out_dim))
+        # per output, whether the presenter map's networks join its linear map (never in checkpoints before them),
+        # and the networks (presenter_net; none kept where no output takes them; sized by the checkpoint on load)
         self.register_buffer("own_net", torch.zeros(out_dim, dtype=torch.bool))
+        for name, shape in NET_SHAPES.items():
+            self.register_buffer(name, torch.zeros(shape(n_in, out_dim)))
         # the range of the tracked input on the training frames: the widened presenter map stays inside it
         # (unbounded in checkpoints before it)
         self.register_buffer("own_lo", torch.full((out_dim,), -torch.inf))
@@ -179,6 +185,13 @@ class LipPredictor(nn.Module):
         # the lip shape that goes with an opening on the capture: input = prior_base + prior_slope * opening
         self.register_buffer("prior_base", torch.zeros(out_dim))
         self.register_buffer("prior_slope", torch.eye(out_dim)[0])
+
+    def size_networks(self, state: dict, prefix: str = "") -> None:
+        """Give the network buffers the sizes they have in ``state`` (a state dict; keys after ``prefix``)
+        so that it loads."""
+        for name in NET_SHAPES:
+            if prefix + name in state:
+                setattr(self, name, torch.zeros_like(state[prefix + name], device=self.weight.device))
 
     def prior(self, opening: torch.Tensor) -> torch.Tensor:
         """(n, out_dim) the mouth input that goes with openings ``opening`` (n,): the opening itself
@@ -256,8 +269,8 @@ class LipPredictor(nn.Module):
         folds = _spans(len(x))
         nets = presenter_net.fit_span_nets(x, targets[frames], folds)
         both = (1 - NET_SHARE) * own_held + NET_SHARE * nets["held"]
-        both_error = presenter_net.span_errors(both, targets[frames], folds).mean(0)
-        own_net = both_error < presenter_net.span_errors(own_held, targets[frames], folds).mean(0)
+        both_error = span_errors(both, targets[frames], folds).mean(0)
+        own_net = both_error < span_errors(own_held, targets[frames], folds).mean(0)
         own_held[:, own_net] = both[:, own_net]
         for j in np.flatnonzero(own_net):
             own_report["choice"][j] += " with the networks"
@@ -271,10 +284,11 @@ class LipPredictor(nn.Module):
         for name, value in (("in_mean", mean), ("in_std", std), ("in_min", raw.min(0)), ("in_max", raw.max(0)),
                             ("weight", weight), ("bias", bias), ("own_weight", own_weight), ("own_bias", own_bias),
                             ("own_use", own_use), ("own_gain", own_gain), ("own_net", own_net),
-                            ("own_net_w1", nets["w1"]), ("own_net_b1", nets["b1"]), ("own_net_w2", nets["w2"]),
-                            ("own_net_b2", nets["b2"]), ("own_lo", targets[frames].min(0)),
-                            ("own_hi", targets[frames].max(0))):
+                            ("own_lo", targets[frames].min(0)), ("own_hi", targets[frames].max(0))):
             getattr(self, name).copy_(torch.from_numpy(np.asarray(value)))
+        for name, shape in NET_SHAPES.items():  # the networks are kept only where an output takes them
+            value = nets[name.removeprefix("own_net_")] if own_net.any() else np.zeros(shape(x.shape[1], self.out_dim))
+            setattr(self, name, torch.from_numpy(np.asarray(value, np.float32)).to(self.weight.device))
         own_report["used"] = own_use.tolist()
         own_report["gain"] = [round(float(g), 2) for g in own_gain]
         closed = np.asarray(closed_frames, np.int64)
@@ -300,7 +314,7 @@ class LipPredictor(nn.Module):
                     keep = np.setdiff1d(np.arange(len(x)), held)
                     w, b = _ridge(x[keep][:, c], y[keep], lam)
                     pred[held] = x[held][:, c] @ w + b
-                tried.append(((len(c), -lam), name, lam, presenter_net.span_errors(pred, y, folds)))
+                tried.append(((len(c), -lam), name, lam, span_errors(pred, y, folds)))
                 held_back[name, lam] = pred
         best = [_one_standard_error(tried, j) for j in range(self.out_dim)]
         weight, bias = np.zeros((x.shape[1], self.out_dim)), np.zeros(self.out_dim)

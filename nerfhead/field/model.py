@@ -96,6 +96,8 @@ class TalkingHeadModel(nn.Module):
             if key.startswith(("lip_predictor.prior_", "lip_predictor.own_")):
                 # written before the prior (the opening alone, mean lip shape) or the presenter map (none)
                 state.setdefault(key, value)
+        if model.lip_predictor is not None:
+            model.lip_predictor.size_networks(state, "lip_predictor.")
         model.load_state_dict(state)
         return model
 

