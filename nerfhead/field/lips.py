@@ -282,9 +282,8 @@ class LipPredictor(nn.Module):
         # the presenter map takes an output only where it learnt something (not a constant) and beat, on the
         # held-back frames, what another voice gets
         other = held if prior is None else np.asarray(prior, np.float64)[frames] + RESIDUAL_GAIN * held
-        learnt_any = linear_learnt
-        own_use = learnt_any & (((own_held - targets[frames]) ** 2).mean(0) < ((other - targets[frames]) ** 2).mean(0))
-        own_gain = np.where(learnt_any, OWN_GAIN, 1.0)
+        own_use = linear_learnt & (((own_held - targets[frames]) ** 2).mean(0) < ((other - targets[frames]) ** 2).mean(0))
+        own_gain = np.where(linear_learnt, OWN_GAIN, 1.0)
         for name, value in (("in_mean", mean), ("in_std", std), ("in_min", raw.min(0)), ("in_max", raw.max(0)),
                             ("weight", weight), ("bias", bias), ("own_weight", own_weight), ("own_bias", own_bias),
                             ("own_use", own_use), ("own_gain", own_gain), ("own_net", own_net),
